@@ -1,0 +1,68 @@
+# Build, serve and test the course. `make serve` and `make test` create everything they need:
+# the virtual environment with the Python packages of pyproject.toml and, when run as root on
+# Debian or Ubuntu, the Debian packages the tests use (tools/install-debian-packages.sh).
+
+PYTHON     ?= python3
+VENV       ?= .venv
+BUILDDIR   ?= _build
+HOST       ?= 127.0.0.1
+PORT       ?= 8000
+LANGUAGES  := en es
+SPHINXOPTS ?= -W --keep-going -n -q
+
+BIN        := $(VENV)/bin
+SPHINX     := $(BIN)/sphinx-build -c .
+
+.DEFAULT_GOAL := help
+.PHONY: help html serve livehtml linkcheck clean test debian-packages benchmarks
+
+help:
+	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
+	@echo "make test       run every test (builds the site first)"
+	@echo "make html       build both languages into $(BUILDDIR)/html/"
+	@echo "make livehtml   rebuild one language on change (EDITION=en or EDITION=es)"
+	@echo "make linkcheck  check external links (says so and stops when offline)"
+	@echo "make benchmarks measure build times and page weight"
+	@echo "make clean      remove the build output"
+
+# The virtual environment, rebuilt when the dependencies change.
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --group docs --group test
+	touch $@
+
+# Debian packages for the tests (real Postfix, Dovecot and Chromium); only acts as root.
+debian-packages:
+	@tools/install-debian-packages.sh
+
+html: $(BIN)/.installed
+	@for lang in $(LANGUAGES); do \
+	  echo "Building $$lang..."; \
+	  $(SPHINX) -b html -D language=$$lang $(SPHINXOPTS) \
+	    -d $(BUILDDIR)/doctrees/$$lang docs/$$lang $(BUILDDIR)/html/$$lang || exit 1; \
+	done
+	cp docs/root/index.html $(BUILDDIR)/html/index.html
+	@echo "Built $(BUILDDIR)/html/en/ and $(BUILDDIR)/html/es/"
+
+serve: html
+	$(BIN)/python tools/serve.py --host $(HOST) --port $(PORT) $(BUILDDIR)/html
+
+EDITION ?= en
+livehtml: $(BIN)/.installed
+	@case "$(EDITION)" in en|es) ;; *) echo "EDITION must be en or es, not '$(EDITION)'" >&2; exit 2;; esac
+	$(BIN)/sphinx-autobuild -c . -D language=$(EDITION) --host $(HOST) --port $(PORT) \
+	  --watch docs/_ext --watch docs/_templates --watch docs/_static \
+	  docs/$(EDITION) $(BUILDDIR)/live/$(EDITION)
+
+linkcheck: $(BIN)/.installed
+	@tools/linkcheck.sh "$(BIN)" "$(BUILDDIR)" $(LANGUAGES)
+
+test: debian-packages html
+	$(BIN)/python -m pytest
+
+benchmarks: $(BIN)/.installed
+	$(BIN)/python benchmarks/site_build.py
+
+clean:
+	rm -rf $(BUILDDIR)

@@ -1,0 +1,80 @@
+"""How long the site takes to build, and how heavy a chapter page is.
+
+Measures, on this machine:
+- a clean build of both editions (no doctrees, no output), as ``make html`` runs it;
+- an incremental rebuild after one chapter changed (its source is touched);
+- the weight of one chapter page: the HTML plus every stylesheet, script and image it loads.
+
+Run with ``make benchmarks``. Figures go to standard output; nothing is asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+LANGUAGES = ("en", "es")
+CHAPTER = "postfix-server/index"
+
+
+def build(out: Path, doctrees: Path) -> float:
+    start = time.perf_counter()
+    for language in LANGUAGES:
+        subprocess.run(
+            [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", f"language={language}",
+             "-W", "--keep-going", "-n", "-q", "-d", str(doctrees / language),
+             str(ROOT / "docs" / language), str(out / language)],
+            check=True, cwd=ROOT,
+        )
+    return time.perf_counter() - start
+
+
+def page_weight(page: Path) -> tuple[int, dict[str, int]]:
+    """Bytes of a page and of the local files it loads (stylesheets, scripts, images)."""
+    html = page.read_text(encoding="utf-8")
+    parts = {"html": page.stat().st_size}
+    for url in re.findall(r'<(?:link[^>]+href|script[^>]+src|img[^>]+src)="([^"]+)"', html):
+        path = urlsplit(url).path
+        if not path or url.startswith(("http:", "https:", "//", "#", "data:")):
+            continue
+        target = (page.parent / path).resolve()
+        if target.is_file() and target.suffix in {".css", ".js", ".png", ".svg", ".jpg", ".woff2", ".ico"}:
+            parts[str(target.name)] = target.stat().st_size
+    return sum(parts.values()), parts
+
+
+def main() -> None:
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        out, doctrees = Path(scratch) / "html", Path(scratch) / "doctrees"
+        clean = build(out, doctrees)
+        print(f"clean build, both editions: {clean:.1f} s")
+
+        for language in LANGUAGES:
+            os.utime(ROOT / "docs" / language / f"{CHAPTER}.md")
+        incremental = build(out, doctrees)
+        print(f"incremental rebuild after touching {CHAPTER}.md in both editions: {incremental:.1f} s")
+
+        unchanged = build(out, doctrees)
+        print(f"rebuild with nothing changed: {unchanged:.1f} s")
+
+        total, parts = page_weight(out / "en" / f"{CHAPTER}.html")
+        print(f"page weight of en/{CHAPTER}.html: {total / 1024:.0f} KiB in {len(parts)} files")
+        for name, size in sorted(parts.items(), key=lambda item: -item[1]):
+            print(f"  {size / 1024:8.1f} KiB  {name}")
+        site_size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        print(f"whole site (both editions): {site_size / 1024 / 1024:.1f} MiB")
+        shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()

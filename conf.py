@@ -1,0 +1,110 @@
+"""Sphinx configuration for both editions of the course: English and Spanish.
+
+One configuration, two builds. The Makefile runs, for each language LANG:
+
+    sphinx-build -c . -D language=LANG docs/LANG _build/html/LANG
+
+and copies ``docs/root/index.html`` (which sends readers to their browser's language) to
+``_build/html/``. Anything that differs between the editions lives in ``EDITIONS`` below.
+Warnings are errors: the Makefile passes ``-W --keep-going -n``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+
+HERE = Path(__file__).parent.resolve()
+sys.path.insert(0, str(HERE / "docs" / "_ext"))
+
+# -- Project -------------------------------------------------------------------------------
+
+author = "The mailtls contributors"
+copyright = "2026, %s" % author  # noqa: A001 (Sphinx's name)
+
+EDITIONS = {
+    "en": {"project": "Postfix, Dovecot and mail encryption with TLS"},
+    "es": {"project": "Postfix, Dovecot y el cifrado del correo con TLS"},
+}
+language = "en"  # overridden per build with -D language=es
+project = EDITIONS["en"]["project"]
+
+# -- Extensions ----------------------------------------------------------------------------
+
+extensions = [
+    # Third party
+    "myst_parser",  # MyST Markdown for every page
+    "sphinx_design",  # cards, tabs, dropdowns
+    "sphinx_copybutton",  # copy buttons that leave prompts and output behind
+    "sphinx.ext.extlinks",  # {postconf}`parameter` links to postconf(5)
+    # Ours, in docs/_ext/
+    "sequence_diagram",  # {sequence-diagram}: protocol exchanges as inline SVG
+    "mailconf_lexers",  # highlighting for main.cf, master.cf, lookup tables, dovecot.conf
+    "language_switch",  # every page links to itself in the other language
+]
+
+# -- Sources -------------------------------------------------------------------------------
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+templates_path = [str(HERE / "docs" / "_templates")]
+exclude_patterns: list[str] = []
+
+# -- MyST ----------------------------------------------------------------------------------
+
+myst_enable_extensions = [
+    "colon_fence",  # ::: fences for directives that contain Markdown
+    "deflist",
+    "fieldlist",
+]
+myst_heading_anchors = 3
+
+# -- Cross-references and checks -----------------------------------------------------------
+
+nitpicky = True  # every reference must resolve
+extlinks = {
+    "postconf": ("https://www.postfix.org/postconf.5.html#%s", "%s"),
+}
+extlinks_detect_hardcoded_links = True
+linkcheck_timeout = 10
+
+# -- HTML output ---------------------------------------------------------------------------
+
+html_theme = "furo"  # light and dark modes, mobile layout, system fonts (nothing fetched)
+html_static_path = [str(HERE / "docs" / "_static")]
+html_css_files = ["mailtls.css"]
+html_last_updated_fmt = None
+html_show_sourcelink = False
+html_copy_source = False
+html_theme_options = {
+    "top_of_page_buttons": [],
+}
+
+# -- Copy button ---------------------------------------------------------------------------
+# Console blocks are lexed by Pygments: prompts ("$ ", "# ") are .gp spans and output lines
+# .go spans, and both are left out of the copy. "# " cannot be a prompt regex as well, since
+# it would also match the comments of main.cf and dovecot.conf blocks; the regex only catches
+# prompts in blocks that are not lexed as a console session.
+
+copybutton_exclude = ".linenos, .gp, .go"
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+
+
+# -- Per-edition settings ------------------------------------------------------------------
+
+
+def apply_edition(app: Sphinx, config: Config) -> None:
+    """Set what differs between the editions, once ``-D language=…`` is known."""
+    if config.language not in EDITIONS:
+        raise ValueError(f"language must be one of {sorted(EDITIONS)}, not {config.language!r}")
+    edition = EDITIONS[config.language]
+    config.project = edition["project"]
+    config.html_title = edition["project"]
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("config-inited", apply_edition)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the built site, the real programs the tests need, and CI's strictness.
+
+With ``CI=true`` a test that lacks a component (Postfix, Dovecot, Chromium) fails instead of
+being skipped: CI must run the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from course import LANGUAGES, BuiltSite, build_site
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip the test when ``what`` is missing, or fail it under CI."""
+    if condition:
+        return
+    message = f"missing: {what}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: components may not be skipped)")
+    pytest.skip(message)
+
+
+def require_program(name: str, hint: str) -> str:
+    """The path of a program the test runs for real."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None
+    )
+    require(path is not None, f"{name} ({hint})")
+    return path  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    """Both editions built once per run, warnings as errors, into a temporary folder."""
+    return build_site(tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("doctrees"))
+
+
+@pytest.fixture(scope="session")
+def site(built: BuiltSite) -> Path:
+    """The built site's folder; fails when an edition did not build at all."""
+    for language in LANGUAGES:
+        if not (built.root / language / "index.html").is_file():
+            pytest.fail(f"the {language} edition did not build:\n{built.results[language].warnings}")
+    return built.root

@@ -1,0 +1,154 @@
+"""Reading the course as the tests see it: its Markdown sources and the HTML the build makes.
+
+The tests build both editions once per run (see ``conftest.py``) and then look at the result
+through these helpers, so that every test reads the same pages in the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+from markdown_it.renderer import RendererHTML
+from myst_parser.config.main import MdParserConfig
+from myst_parser.parsers.mdit import create_md_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+LANGUAGES = ("en", "es")
+
+
+def source_pages(language: str) -> list[str]:
+    """Page names (``postfix-server/index``) of one edition, sorted."""
+    base = DOCS / language
+    return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.md"))
+
+
+@dataclass
+class Outline:
+    """The skeleton of a page: its labels and headings, in order."""
+
+    labels: list[str] = field(default_factory=list)
+    heading_levels: list[int] = field(default_factory=list)
+
+
+@cache
+def _markdown_parser():
+    config = MdParserConfig(enable_extensions={"colon_fence", "deflist", "fieldlist"})
+    return create_md_parser(config, RendererHTML)
+
+
+def outline(language: str, page: str) -> Outline:
+    """Labels (``(name)=``) and heading levels of a page, including those inside directives."""
+    result = Outline()
+    _collect_outline((DOCS / language / f"{page}.md").read_text(encoding="utf-8"), result)
+    return result
+
+
+def _collect_outline(text: str, result: Outline) -> None:
+    for token in _markdown_parser().parse(text):
+        if token.type == "myst_target":
+            result.labels.append(token.content)
+        elif token.type == "heading_open":
+            result.heading_levels.append(int(token.tag[1:]))
+        elif token.type in ("fence", "colon_fence") and token.info.strip().startswith("{"):
+            _collect_outline(token.content, result)  # a directive's body is Markdown too
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    language: str  # the fence language: postfix-main, dovecot, console, ...
+    text: str
+
+
+def code_blocks(html_file: Path) -> list[CodeBlock]:
+    """The highlighted code blocks of a built page, in order, as the reader sees their text."""
+    soup = BeautifulSoup(html_file.read_text(encoding="utf-8"), "html.parser")
+    blocks = []
+    for div in soup.select("article div[class^='highlight-'], article div[class*=' highlight-']"):
+        language = next(c.removeprefix("highlight-") for c in div["class"] if c.startswith("highlight-"))
+        pre = div.find("pre")
+        if pre is not None:
+            blocks.append(CodeBlock(language, pre.get_text()))
+    return blocks
+
+
+def built_page(site: Path, language: str, page: str) -> Path:
+    return site / language / f"{page}.html"
+
+
+@dataclass
+class BuildResult:
+    language: str
+    returncode: int
+    warnings: str
+
+
+@dataclass
+class BuiltSite:
+    root: Path  # holds index.html, en/ and es/
+    results: dict[str, BuildResult]
+
+
+def build_site(out: Path, doctrees: Path) -> BuiltSite:
+    """Build both editions and the root page, as ``make html`` does."""
+    results = {language: build_edition(language, out, doctrees) for language in LANGUAGES}
+    (out / "index.html").write_bytes((DOCS / "root" / "index.html").read_bytes())
+    return BuiltSite(out, results)
+
+
+def build_edition(language: str, out: Path, doctrees: Path) -> BuildResult:
+    """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said."""
+    command = [
+        sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT),
+        "-D", f"language={language}", "-W", "--keep-going", "-n", "-q",
+        "-d", str(doctrees / language), str(DOCS / language), str(out / language),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    return BuildResult(language, done.returncode, done.stderr.strip())
+
+
+POSTFIX_MAIN_LINE = re.compile(r"^([A-Za-z0-9_]+)\s*=")
+POSTFIX_MASTER_OPTION = re.compile(r"-o\s+\{?\s*([A-Za-z0-9_]+)\s*=")
+POSTCONF_COMMAND = re.compile(r"postconf\s+(?:-[ce]\s+\S*\s*)*-e\s+(.*)")
+DOVECOT_SETTING = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=")
+DOVECOT_SECTION = re.compile(r"^\s*([A-Za-z0-9_]+)(?:\s+[^{\s]+)?\s*\{\s*$")
+
+
+def postfix_main_names(block: str) -> list[str]:
+    """Parameter names set in a ``main.cf`` fragment (continuation lines are indented)."""
+    return [m[1] for line in block.splitlines() if (m := POSTFIX_MAIN_LINE.match(line))]
+
+
+def postfix_master_names(block: str) -> list[str]:
+    """Parameter names overridden with ``-o`` in a ``master.cf`` fragment."""
+    return POSTFIX_MASTER_OPTION.findall(block)
+
+
+def postconf_command_names(block: str) -> list[str]:
+    """Parameter names set with ``postconf -e 'name = value'`` in a console block."""
+    names = []
+    for line in block.splitlines():
+        if match := POSTCONF_COMMAND.search(line):
+            for assignment in re.findall(r"""['"]?([A-Za-z0-9_]+)\s*=""", match[1]):
+                names.append(assignment)
+    return names
+
+
+def dovecot_names(block: str) -> tuple[list[str], list[str]]:
+    """Setting names and section types in a ``dovecot.conf`` fragment."""
+    settings, sections = [], []
+    for line in block.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        if match := DOVECOT_SETTING.match(line):
+            settings.append(match[1])
+        elif match := DOVECOT_SECTION.match(line):
+            sections.append(match[1])
+    return settings, sections
