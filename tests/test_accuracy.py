@@ -35,7 +35,8 @@ POLICY_ATTRIBUTES = {"match", "protocols", "ciphers", "exclude", "tafile", "conn
 def postfix_parameters() -> frozenset[str]:
     postconf = require_program("postconf", "Debian package postfix")
     output = subprocess.run([postconf, "-d"], capture_output=True, text=True, check=True).stdout
-    names = frozenset(line.split(" = ", 1)[0] for line in output.splitlines() if " = " in line)
+    # "name = value", or "name =" when the default is empty
+    names = frozenset(m[1] for line in output.splitlines() if (m := re.match(r"^([A-Za-z0-9_]+) =", line)))
     assert "smtpd_tls_security_level" in names  # the real postconf answered
     return names
 

@@ -132,7 +132,7 @@ def test_chapter_shows_diagram_and_switches_language(
     reader.open(f"{language}/mail-and-tls/index.html")
     page = reader.page
 
-    diagram = page.locator("article svg.sequence-diagram").first
+    diagram = page.locator("article svg.sequence-diagram").filter(has_text=diagram_text).first
     diagram.scroll_into_view_if_needed()
     assert diagram.is_visible()
     box = diagram.bounding_box()

@@ -42,6 +42,7 @@ BOX_HEIGHT = 30
 ROW_HEIGHT = 34
 BAND_HEIGHT = 26
 MIN_COLUMN_GAP = 150
+MIN_SCALE = 0.7
 
 LEGEND = {
     "en": ("clear text", "protected by TLS"),
@@ -142,7 +143,9 @@ def render_svg(participants: list[str], rows: list[Message | Band], title: str, 
     parts.append(
         f'<svg class="sequence-diagram" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-labelledby="{uid}-title" viewBox="0 0 {width:.1f} {height:.1f}" '
-        f'width="{width:.0f}" height="{height:.0f}" font-size="{FONT_SIZE}">'
+        f'width="{width:.0f}" height="{height:.0f}" font-size="{FONT_SIZE}" '
+        # Narrow screens may shrink a diagram to 70 %; below that it scrolls, so text stays legible.
+        f'style="min-width: {width * MIN_SCALE:.0f}px">'
         f'<title id="{uid}-title">{html.escape(title)}</title>'
         "<defs>"
     )
