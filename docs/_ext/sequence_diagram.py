@@ -41,7 +41,7 @@ MARGIN = 12
 BOX_HEIGHT = 30
 ROW_HEIGHT = 34
 BAND_HEIGHT = 26
-MIN_COLUMN_GAP = 150
+MIN_COLUMN_GAP = 110
 MIN_SCALE = 0.7
 
 LEGEND = {
@@ -95,22 +95,34 @@ def parse(participants: list[str], lines: list[str]) -> list[Message | Band]:
     return rows
 
 
+def column_gaps(count: int, rows: list[Message | Band], box_width: float) -> list[float]:
+    """Distance between each pair of neighbouring lifelines: wide enough for the labels between them.
+
+    Each gap is sized separately, so one long label does not widen the whole diagram.
+    """
+    gaps = [max(float(MIN_COLUMN_GAP), box_width + 16)] * (count - 1)
+    messages = sorted((r for r in rows if isinstance(r, Message)), key=lambda m: abs(m.target - m.source))
+    for message in messages:  # single-gap messages first; wider ones then share what is missing
+        first, last = sorted((message.source, message.target))
+        missing = len(message.label) * CHAR_WIDTH + 36 - sum(gaps[first:last])
+        if missing > 0:
+            for i in range(first, last):
+                gaps[i] += missing / (last - first)
+    return gaps
+
+
 def render_svg(participants: list[str], rows: list[Message | Band], title: str, language: str, uid: str) -> str:
     """Draw the diagram. Colours come from CSS classes, so light and dark themes both work.
 
     ``uid`` prefixes the SVG's element ids (arrow markers, title), which must be unique in the page.
     """
     box_width = max(90.0, max(len(p) for p in participants) * NAME_CHAR_WIDTH + 24)
-    gap = float(MIN_COLUMN_GAP)
-    for row in rows:
-        if isinstance(row, Message):
-            span = abs(row.target - row.source)
-            gap = max(gap, (len(row.label) * CHAR_WIDTH + 36) / span)
-    count = len(participants)
+    gaps = column_gaps(len(participants), rows, box_width)
+    span_width = box_width + sum(gaps)
     band_width = max((len(r.label) * CHAR_WIDTH + 40 for r in rows if isinstance(r, Band)), default=0)
-    width = max(2 * MARGIN + box_width + (count - 1) * gap, band_width + 2 * MARGIN)
-    left = (width - (box_width + (count - 1) * gap)) / 2
-    xs = [left + box_width / 2 + i * gap for i in range(count)]
+    width = max(2 * MARGIN + span_width, band_width + 2 * MARGIN)
+    left = (width - span_width) / 2
+    xs = [left + box_width / 2 + sum(gaps[:i]) for i in range(len(participants))]
 
     parts: list[str] = []
     y = MARGIN + BOX_HEIGHT
