@@ -58,7 +58,7 @@ livehtml: $(BIN)/.installed
 linkcheck: $(BIN)/.installed
 	@tools/linkcheck.sh "$(BIN)" "$(BUILDDIR)" $(LANGUAGES)
 
-test: debian-packages html
+test: debian-packages $(BIN)/.installed
 	$(BIN)/python -m pytest
 
 benchmarks: $(BIN)/.installed
