@@ -10,6 +10,7 @@ Run with ``make benchmarks``. Figures go to standard output; nothing is asserted
 
 from __future__ import annotations
 
+import gzip
 import os
 import platform
 import re
@@ -38,18 +39,18 @@ def build(out: Path, doctrees: Path) -> float:
     return time.perf_counter() - start
 
 
-def page_weight(page: Path) -> tuple[int, dict[str, int]]:
+def page_weight(page: Path) -> tuple[int, dict[str, Path]]:
     """Bytes of a page and of the local files it loads (stylesheets, scripts, images)."""
     html = page.read_text(encoding="utf-8")
-    parts = {"html": page.stat().st_size}
+    parts = {"html": page}
     for url in re.findall(r'<(?:link[^>]+href|script[^>]+src|img[^>]+src)="([^"]+)"', html):
         path = urlsplit(url).path
         if not path or url.startswith(("http:", "https:", "//", "#", "data:")):
             continue
         target = (page.parent / path).resolve()
         if target.is_file() and target.suffix in {".css", ".js", ".png", ".svg", ".jpg", ".woff2", ".ico"}:
-            parts[str(target.name)] = target.stat().st_size
-    return sum(parts.values()), parts
+            parts[str(target.name)] = target
+    return sum(p.stat().st_size for p in parts.values()), parts
 
 
 def main() -> None:
@@ -68,9 +69,11 @@ def main() -> None:
         print(f"rebuild with nothing changed: {unchanged:.1f} s")
 
         total, parts = page_weight(out / "en" / f"{CHAPTER}.html")
-        print(f"page weight of en/{CHAPTER}.html: {total / 1024:.0f} KiB in {len(parts)} files")
-        for name, size in sorted(parts.items(), key=lambda item: -item[1]):
-            print(f"  {size / 1024:8.1f} KiB  {name}")
+        compressed = sum(len(gzip.compress(p.read_bytes())) for p in parts.values())
+        print(f"page weight of en/{CHAPTER}.html: {total / 1024:.0f} KiB in {len(parts)} files, "
+              f"{compressed / 1024:.0f} KiB gzip-compressed")
+        for name, path in sorted(parts.items(), key=lambda item: -item[1].stat().st_size):
+            print(f"  {path.stat().st_size / 1024:8.1f} KiB  {name}")
         site_size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         print(f"whole site (both editions): {site_size / 1024 / 1024:.1f} MiB")
         shutil.rmtree(out)
