@@ -29,7 +29,7 @@ help:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --group docs --group test
+	$(BIN)/python -m pip install --quiet --editable . --group docs --group test
 	touch $@
 
 # Debian packages for the tests (real Postfix, Dovecot and Chromium); only acts as root.
