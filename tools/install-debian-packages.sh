@@ -7,7 +7,7 @@
 # policy-rc.d while installing, and Postfix is installed as "No configuration".
 set -euo pipefail
 
-packages=(postfix dovecot-core dovecot-imapd chromium fonts-dejavu-core)
+packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd chromium fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

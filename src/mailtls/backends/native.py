@@ -1,0 +1,394 @@
+"""The native backend: each lab host in its own Linux network namespace, on this machine.
+
+Why: no container engine is needed, only root and Debian's ``postfix`` and ``dovecot``
+packages. Each host gets a namespace ``mtls-<host>`` with one end of a veth pair, its own
+address on the lab network and the standard ports. The other ends of the pairs join a bridge
+in the machine's own namespace, which holds the gateway address: that is where the tests and
+notebooks connect from (a different address from the servers', so Dovecot does not treat them
+as "secured" local clients).
+
+Every host runs the literal files under ``labs/hosts/<host>/``. They are copied to the host's
+runtime folder and only their paths are changed, with Postfix's own ``postconf -c DIR -e``
+(queue, data, log) and, for Dovecot, a two-line wrapper that ``!include``\\ s the file and then
+sets ``base_dir``, ``state_dir`` and ``log_path``. ``down`` removes every process, namespace,
+link and file that ``up`` made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mailtls.backends import LabError
+from mailtls.hosts import HOSTS, LAB_FILES, Host, Service
+from mailtls.hosts import host as find_host
+from mailtls.provision import provision, read_users
+
+NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
+GATEWAY = NETWORK.network_address + 1
+BRIDGE = "mtls0"
+NAMESPACE_PREFIX = "mtls-"
+RUNTIME = LAB_FILES / "hosts"  # per-host queues, logs and Dovecot state
+STATE_FILE = LAB_FILES / "native.json"
+READY_TIMEOUT = 60.0
+
+# Where the files under labs/ expect things, and where each host's copy finds them natively.
+POSTFIX_PATHS = {
+    "queue_directory": "spool",
+    "data_directory": "data",
+    "maillog_file": "log/postfix.log",
+}
+
+
+def address(host: Host) -> str:
+    return str(NETWORK.network_address + host.octet)
+
+
+def namespace(host: Host) -> str:
+    return NAMESPACE_PREFIX + host.short
+
+
+def runtime_dir(host: Host) -> Path:
+    return RUNTIME / host.name
+
+
+def run(command: list[str], *, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command (inside a namespace if given); on failure, raise with its own words."""
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    # Output goes to a file, not a pipe: a daemon that forks keeps its pipes open, and reading
+    # them would wait for it to exit.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        returncode = subprocess.run(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL).returncode
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(command, returncode, out.read(), err.read())
+    if check and done.returncode != 0:
+        said = (done.stderr + done.stdout).strip()
+        raise LabError(f"`{' '.join(command)}` failed:\n{said}")
+    return done
+
+
+def preflight() -> None:
+    """Refuse early, with a reason, rather than half-start."""
+    if sys.platform != "linux":
+        raise LabError("the native backend needs Linux (network namespaces)")
+    if os.geteuid() != 0:
+        raise LabError("the native backend needs root (it creates network namespaces); run it with sudo")
+    missing = [p for p in ("ip", "postfix", "postconf", "dovecot", "doveconf", "doveadm") if not shutil.which(p)]
+    if missing:
+        raise LabError(
+            "missing programs: " + ", ".join(missing) + ". Install Debian's packages: "
+            "apt-get install postfix dovecot-core dovecot-imapd iproute2 (or run `make test` as root)"
+        )
+    taken = run(["ip", "-o", "-4", "addr", "show"]).stdout
+    if f" {GATEWAY}/" in taken and BRIDGE not in taken:
+        raise LabError(f"the lab network {NETWORK} is already used on this machine: {taken.strip()}")
+
+
+def is_up() -> bool:
+    return STATE_FILE.exists()
+
+
+def up(on_progress=print) -> dict:
+    """Bring every host up; if anything fails, take down what was started and say why."""
+    if is_up():
+        if all_ports_answer(timeout=5):
+            return status()
+        down()
+    preflight()
+    try:
+        addresses = {h.name: address(h) for h in HOSTS}
+        on_progress("lab files: CA, certificates, users")
+        provision(LAB_FILES, addresses)
+        STATE_FILE.write_text(json.dumps({"backend": "native", "wiretap": "pass"}) + "\n")
+        on_progress(f"network {NETWORK}: bridge {BRIDGE} and one namespace per host")
+        make_network()
+        for lab_host in HOSTS:
+            if lab_host.postfix:
+                on_progress(f"{lab_host.name}: postfix")
+                start_postfix(lab_host, install_config(lab_host))
+            if lab_host.dovecot:
+                on_progress(f"{lab_host.name}: dovecot")
+                start_dovecot(lab_host, install_dovecot_config(lab_host))
+        on_progress("mitm.lab.test: wiretap (pass mode)")
+        start_wiretap("pass")
+        if not all_ports_answer(timeout=READY_TIMEOUT):
+            raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports()))
+    except BaseException:
+        down()
+        raise
+    return status()
+
+
+# -- Network --------------------------------------------------------------------------------------
+
+
+def make_network() -> None:
+    run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    run(["ip", "addr", "add", f"{GATEWAY}/{NETWORK.prefixlen}", "dev", BRIDGE])
+    run(["ip", "link", "set", BRIDGE, "up"])
+    hosts_file = "127.0.0.1 localhost\n" + "".join(f"{address(h)} {h.name} {h.short}\n" for h in HOSTS)
+    for lab_host in HOSTS:
+        ns = namespace(lab_host)
+        run(["ip", "netns", "add", ns])
+        # `ip netns exec` shows the files of /etc/netns/NAME/ in place of /etc's: the lab's names.
+        etc = Path("/etc/netns") / ns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text(hosts_file)
+        # No DNS in the lab, and no query may leave it: a name server that is not there.
+        (etc / "resolv.conf").write_text("# the lab has no DNS server\nnameserver 127.0.0.1\n")
+        outside = ns  # the bridge's end of the pair has the namespace's name (at most 15 characters)
+        run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        run(["ip", "link", "set", outside, "master", BRIDGE])
+        run(["ip", "link", "set", outside, "up"])
+        run(["ip", "addr", "add", f"{address(lab_host)}/{NETWORK.prefixlen}", "dev", "eth0"], netns=ns)
+        run(["ip", "link", "set", "lo", "up"], netns=ns)
+        run(["ip", "link", "set", "eth0", "up"], netns=ns)
+        # No default route: a host reaches the lab network and nothing else.
+
+
+# -- Postfix --------------------------------------------------------------------------------------
+
+
+def install_config(lab_host: Host, target: Path | None = None) -> Path:
+    """Copy the host's Postfix files and point their paths at its runtime folder; check them."""
+    base = runtime_dir(lab_host)
+    config = target or base / "postfix"
+    config.mkdir(parents=True, exist_ok=True)
+    for name in ("main.cf", "master.cf", "tls_policy"):
+        source = lab_host.config_dir / name
+        if source.exists():
+            shutil.copyfile(source, config / name)
+    settings = [f"{name}={base / path}" for name, path in POSTFIX_PATHS.items()]
+    settings.append(f"maillog_file_prefixes={base / 'log'}")
+    # Lookup tables named with /etc/postfix/ are this host's copies.
+    for line in run(["postconf", "-c", str(config), "-n"]).stdout.splitlines():
+        name, _, value = line.partition(" = ")
+        if "/etc/postfix/" in value:
+            settings.append(f"{name}={value.replace('/etc/postfix/', f'{config}/')}")
+    run(["postconf", "-c", str(config), "-e", *settings])
+    for folder in ("spool", "data", "log"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+    postfix_user = pwd.getpwnam("postfix")
+    os.chown(base / "data", postfix_user.pw_uid, postfix_user.pw_gid)
+    checked = run(["postfix", "-c", str(config), "check"], check=False)
+    problems = (checked.stderr + checked.stdout).strip()
+    if checked.returncode != 0 or "warning" in problems:
+        raise LabError(f"Postfix refuses the configuration of {lab_host.name} ({lab_host.config_dir}):\n{problems}")
+    return config
+
+
+def start_postfix(lab_host: Host, config: Path) -> None:
+    run(["postfix", "-c", str(config), "start"], netns=namespace(lab_host))
+
+
+def stop_postfix(lab_host: Host) -> None:
+    config = runtime_dir(lab_host) / "postfix"
+    if (config / "main.cf").exists() and namespace(lab_host) in namespaces():
+        run(["postfix", "-c", str(config), "stop"], netns=namespace(lab_host), check=False)
+
+
+# -- Dovecot --------------------------------------------------------------------------------------
+
+
+def install_dovecot_config(lab_host: Host) -> Path:
+    """A wrapper that includes the host's dovecot.conf, then moves its state to the runtime folder."""
+    base = runtime_dir(lab_host) / "dovecot"
+    for folder in ("run", "state"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+    (runtime_dir(lab_host) / "log").mkdir(parents=True, exist_ok=True)
+    wrapper = base / "dovecot.conf"
+    wrapper.write_text(
+        f"# Written by the native backend: {lab_host.config_dir / 'dovecot.conf'}, with this host's paths.\n"
+        f"!include {lab_host.config_dir / 'dovecot.conf'}\n"
+        f"base_dir = {base / 'run'}\n"
+        f"state_dir = {base / 'state'}\n"
+        f"log_path = {runtime_dir(lab_host) / 'log' / 'dovecot.log'}\n"
+    )
+    checked = run(["doveconf", "-c", str(wrapper), "-n"], check=False)
+    if checked.returncode != 0:
+        raise LabError(f"Dovecot refuses the configuration of {lab_host.name}:\n{checked.stderr.strip()}")
+    return wrapper
+
+
+def start_dovecot(lab_host: Host, wrapper: Path) -> None:
+    run(["dovecot", "-c", str(wrapper)], netns=namespace(lab_host))
+
+
+def stop_dovecot(lab_host: Host) -> None:
+    pid_file = runtime_dir(lab_host) / "dovecot" / "run" / "master.pid"
+    stop_by_pid_file(pid_file)
+
+
+# -- The wiretap ----------------------------------------------------------------------------------
+
+WIRETAP = next(h for h in HOSTS if h.wiretap_for)
+
+
+def wiretap_pid_file() -> Path:
+    return runtime_dir(WIRETAP) / "wiretap.pid"
+
+
+def transcript_path() -> Path:
+    return LAB_FILES / "transcripts" / "wiretap.jsonl"
+
+
+def wiretap_protocol(service: Service) -> str:
+    """How the wiretap reads a port: bytes only where TLS is implicit, else SMTP or IMAP lines."""
+    if service.tls == "implicit":
+        return "tls"
+    return "imap" if service.name == "imap" else "smtp"
+
+
+def start_wiretap(mode: str) -> None:
+    target = find_host(WIRETAP.wiretap_for)
+    routes = [f"{wiretap_protocol(s)}:0.0.0.0:{s.port}:{address(target)}:{s.port}" for s in WIRETAP.services]
+    log = runtime_dir(WIRETAP) / "wiretap.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = ["ip", "netns", "exec", namespace(WIRETAP), sys.executable, "-m", "mailtls.wiretap",
+               "--mode", mode, "--transcript", str(transcript_path())]
+    for route in routes:
+        command += ["--route", route]
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True)
+    wiretap_pid_file().write_text(f"{process.pid}\n")
+
+
+def set_wiretap_mode(mode: str) -> None:
+    """Restart the wiretap in another mode: pass, record or strip."""
+    if mode not in ("pass", "record", "strip"):
+        raise LabError(f"wiretap mode must be pass, record or strip, not {mode!r}")
+    stop_by_pid_file(wiretap_pid_file())
+    start_wiretap(mode)
+    state = json.loads(STATE_FILE.read_text())
+    STATE_FILE.write_text(json.dumps({**state, "wiretap": mode}) + "\n")
+    if not all_ports_answer(timeout=10, hosts=[WIRETAP]):
+        raise LabError("the wiretap did not come back:\n" + (runtime_dir(WIRETAP) / "wiretap.log").read_text()[-2000:])
+
+
+# -- Down, reload, status -------------------------------------------------------------------------
+
+
+def stop_by_pid_file(pid_file: Path, timeout: float = 10.0) -> None:
+    """Stop the process named in a PID file and wait for it to go."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def namespaces() -> set[str]:
+    listed = run(["ip", "netns", "list"], check=False).stdout
+    return {line.split()[0] for line in listed.splitlines() if line.strip()}
+
+
+def down() -> None:
+    """Remove everything ``up`` made; quiet when nothing is up."""
+    if shutil.which("ip") is None:
+        return
+    stop_by_pid_file(wiretap_pid_file())
+    for lab_host in HOSTS:
+        if lab_host.dovecot:
+            stop_dovecot(lab_host)
+        if lab_host.postfix:
+            stop_postfix(lab_host)
+    for ns in namespaces():
+        if ns.startswith(NAMESPACE_PREFIX):
+            run(["ip", "netns", "del", ns], check=False)  # also removes the veth pair
+            shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
+        run(["ip", "link", "del", BRIDGE], check=False)
+    shutil.rmtree(LAB_FILES, ignore_errors=True)
+
+
+def reload() -> None:
+    """Apply edited files under labs/: checked first, so a broken file leaves the lab as it was."""
+    if not is_up():
+        raise LabError("no native lab is up: run `python -m mailtls lab up` first")
+    for lab_host in HOSTS:
+        if lab_host.postfix:
+            with tempfile.TemporaryDirectory(dir=runtime_dir(lab_host)) as scratch:
+                install_config(lab_host, Path(scratch))  # raises, with Postfix's words, if broken
+        if lab_host.dovecot:
+            install_dovecot_config(lab_host)
+    for lab_host in HOSTS:
+        if lab_host.postfix:
+            config = install_config(lab_host)
+            run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
+        if lab_host.dovecot:
+            wrapper = runtime_dir(lab_host) / "dovecot" / "dovecot.conf"
+            run(["doveadm", "-c", str(wrapper), "reload"], netns=namespace(lab_host))
+
+
+def logs(host_name: str | None = None) -> str:
+    chosen = [find_host(host_name)] if host_name else list(HOSTS)
+    parts = []
+    for lab_host in chosen:
+        for log in sorted((runtime_dir(lab_host) / "log").glob("*.log")) + sorted(runtime_dir(lab_host).glob("*.log")):
+            parts.append(f"==> {lab_host.name}: {log.name} <==\n{log.read_text(errors='replace')}")
+    return "\n".join(parts)
+
+
+def status() -> dict:
+    if not is_up():
+        return {"backend": "native", "up": False}
+    state = json.loads(STATE_FILE.read_text())
+    return {
+        "backend": "native",
+        "up": True,
+        "ca_file": str(LAB_FILES / "ca.pem"),
+        "wiretap": {"host": WIRETAP.name, "mode": state["wiretap"], "transcript": str(transcript_path())},
+        "services": [
+            {"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
+            for h in HOSTS for s in h.services
+        ],
+        "users": [{"login": u.login, "password": u.password} for u in read_users(LAB_FILES)],
+    }
+
+
+def silent_ports(hosts: list[Host] | None = None) -> list[str]:
+    silent = []
+    for lab_host in hosts or HOSTS:
+        for service in lab_host.services:
+            try:
+                socket.create_connection((address(lab_host), service.port), timeout=1).close()
+            except OSError as error:
+                silent.append(f"{lab_host.name}:{service.port} ({service.name}): {error.strerror or error}")
+    return silent
+
+
+def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not silent_ports(hosts):
+            return True
+        time.sleep(0.2)
+    return False
+

@@ -1,0 +1,75 @@
+"""The lab's hosts and the services each one offers: the contract every backend honours.
+
+The configuration of each host is in ``labs/hosts/<short name>/`` (``main.cf``, ``master.cf``,
+``dovecot.conf``); this module only says which hosts exist, where they listen, and how TLS
+starts on each port, so that ``lab status`` and the tests can describe and reach them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DOMAIN = "lab.test"
+LABS = Path(__file__).resolve().parents[2] / "labs"
+HOSTS_DIR = LABS / "hosts"
+
+# Where every backend puts the files a lab makes at start-up: the CA, the hosts' keys and
+# certificates, the users' passwords, the mailboxes and the wiretap's transcripts. The
+# configuration files under labs/ name these paths.
+LAB_FILES = Path("/run/mailtls")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One listening port. ``name`` is the IANA service name; ``tls`` is how TLS starts there."""
+
+    name: str  # smtp, submission, submissions, imap, imaps
+    port: int
+    tls: str  # "starttls", "implicit" or "none"
+
+
+SMTP_MX = Service("smtp", 25, "starttls")
+SUBMISSION = Service("submission", 587, "starttls")
+SUBMISSIONS = Service("submissions", 465, "implicit")
+IMAP = Service("imap", 143, "starttls")
+IMAPS = Service("imaps", 993, "implicit")
+
+
+@dataclass(frozen=True)
+class Host:
+    short: str  # the folder under labs/hosts/ and the start of the host name
+    octet: int  # last byte of its address on the lab network
+    services: tuple[Service, ...]
+    postfix: bool = True
+    dovecot: bool = False
+    certificate: str = "lab-ca"  # "lab-ca", "self-signed" or "none"
+    wiretap_for: str | None = None  # the host whose traffic this one intercepts
+
+    @property
+    def name(self) -> str:
+        return f"{self.short}.{DOMAIN}"
+
+    @property
+    def config_dir(self) -> Path:
+        return HOSTS_DIR / self.short
+
+
+MAIL = Host("mail", 10, (SMTP_MX, SUBMISSION, SUBMISSIONS, IMAP, IMAPS), dovecot=True)
+LEGACY = Host("legacy", 11, (Service("smtp", 25, "none"),), certificate="none")
+SELFSIGNED = Host("selfsigned", 12, (SMTP_MX,), certificate="self-signed")
+RELAY = Host("relay", 13, (SMTP_MX,))
+# The wiretap answers on mail.lab.test's ports and relays to it; see mailtls.wiretap.
+MITM = Host("mitm", 14, MAIL.services, postfix=False, certificate="none", wiretap_for="mail")
+
+HOSTS: tuple[Host, ...] = (MAIL, LEGACY, SELFSIGNED, RELAY, MITM)
+USERS = ("alice", "bob")
+
+
+def host(short_or_name: str) -> Host:
+    """A host by its short name (``mail``) or full name (``mail.lab.test``)."""
+    for candidate in HOSTS:
+        if short_or_name in (candidate.short, candidate.name):
+            return candidate
+    names = ", ".join(h.name for h in HOSTS)
+    raise KeyError(f"no lab host {short_or_name!r}; the hosts are {names}")

@@ -1,0 +1,68 @@
+"""The files a lab makes when it comes up: CA, certificates, users, mailboxes.
+
+Every backend calls :func:`provision` with the folder that its hosts see as ``/run/mailtls``
+(the configuration files under ``labs/`` name those paths). Nothing here is ever committed:
+keys and passwords are new for every lab.
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import json
+import os
+import pwd
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mailtls.certs import LabCA, self_signed
+from mailtls.hosts import DOMAIN, HOSTS, USERS
+
+
+@dataclass(frozen=True)
+class User:
+    login: str
+    password: str
+
+
+def ssha512(password: str) -> str:
+    """Dovecot's ``{SSHA512}`` scheme: salted SHA-512, so the users file holds no password."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.sha512(password.encode() + salt).digest()
+    return "{SSHA512}" + base64.b64encode(digest + salt).decode()
+
+
+def provision(root: Path, addresses: dict[str, str]) -> list[User]:
+    """Write the lab's files under ``root``; ``addresses`` maps host names to their addresses."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    ca = LabCA(f"mailtls lab CA {secrets.token_hex(4)}")
+    ca.write(root)
+    for host in HOSTS:
+        names = [addresses[host.name]] if host.name in addresses else []
+        if host.certificate == "lab-ca":
+            ca.issue(host.name, names).write(root)
+        elif host.certificate == "self-signed":
+            self_signed(host.name, names).write(root)
+
+    users = [User(f"{name}@{DOMAIN}", secrets.token_urlsafe(12)) for name in USERS]
+    # Dovecot reads the users file (passwd-file format), Postfix the list of mailboxes.
+    (root / "users").write_text("".join(f"{u.login}:{ssha512(u.password)}::::::\n" for u in users))
+    os.chown(root / "users", 0, grp.getgrnam("dovecot").gr_gid)  # Dovecot's auth process reads it
+    os.chmod(root / "users", 0o640)
+    (root / "mailboxes").write_text("".join(f"{u.login} OK\n" for u in users))
+    (root / "credentials.json").write_text(json.dumps([asdict(u) for u in users], indent=2) + "\n")
+    os.chmod(root / "credentials.json", 0o600)
+
+    mail = pwd.getpwnam("mail")
+    for folder in ("mail", "transcripts"):
+        (root / folder).mkdir(exist_ok=True)
+    os.chown(root / "mail", mail.pw_uid, mail.pw_gid)  # the mailboxes belong to the "mail" user
+    return users
+
+
+def read_users(root: Path) -> list[User]:
+    """The lab-only credentials written by :func:`provision`."""
+    return [User(**u) for u in json.loads((root / "credentials.json").read_text())]
