@@ -49,3 +49,36 @@ def site(built: BuiltSite) -> Path:
         if not (built.root / language / "index.html").is_file():
             pytest.fail(f"the {language} edition did not build:\n{built.results[language].warnings}")
     return built.root
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory):
+    """A native lab, up for the whole run, started from a scratch copy of labs/ that tests may edit."""
+    import sys
+
+    require(sys.platform == "linux" and os.geteuid() == 0, "root on Linux (the native lab backend)")
+    for program in ("postfix", "dovecot", "ip"):
+        require_program(program, "Debian packages postfix, dovecot-core, iproute2")
+    from mailtls.backends import native
+    from mailtls.lab import connect
+
+    if native.is_up():
+        pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
+    labs = tmp_path_factory.mktemp("labs")
+    shutil.copytree(Path(__file__).resolve().parent.parent / "labs", labs, dirs_exist_ok=True)
+    native.up(labs=labs, on_progress=lambda message: None)
+    try:
+        yield LabUnderTest(connect(), labs)
+    finally:
+        native.down()
+
+
+class LabUnderTest:
+    """The running lab as the tests use it: the notebooks' view plus the files to edit."""
+
+    def __init__(self, lab, labs: Path) -> None:
+        self.lab = lab
+        self.labs = labs
+
+    def __getattr__(self, name: str):
+        return getattr(self.lab, name)

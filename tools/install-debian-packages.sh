@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests run for real: Postfix and Dovecot (their `postconf -d`
-# and `doveconf -d` check every setting the course shows) and Chromium with a font (the browser
+# Install the Debian packages the tests run for real: Postfix and Dovecot (the lab runs them,
+# and their `postconf -d` and `doveconf -d` check every setting the course shows), swaks and
+# openssl (third-party clients), and Chromium with a font (the browser
 # tests).
 # Only as root; otherwise it says what is missing and leaves it to the tests to skip (or, with
 # CI=true, to fail). Services are not started: the packages' own start-up is held back with
 # policy-rc.d while installing, and Postfix is installed as "No configuration".
 set -euo pipefail
 
-packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd chromium fonts-dejavu-core)
+packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd iproute2 openssl swaks chromium fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

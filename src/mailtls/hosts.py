@@ -7,12 +7,14 @@ starts on each port, so that ``lab status`` and the tests can describe and reach
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DOMAIN = "lab.test"
-LABS = Path(__file__).resolve().parents[2] / "labs"
-HOSTS_DIR = LABS / "hosts"
+# The lab's files: labs/ in this repository, or a copy named by MAILTLS_LABS (a teacher's
+# per-student copy, or the tests' scratch copy, so that editing it never touches the original).
+LABS = Path(os.environ.get("MAILTLS_LABS") or Path(__file__).resolve().parents[2] / "labs")
 
 # Where every backend puts the files a lab makes at start-up: the CA, the hosts' keys and
 # certificates, the users' passwords, the mailboxes and the wiretap's transcripts. The
@@ -50,9 +52,9 @@ class Host:
     def name(self) -> str:
         return f"{self.short}.{DOMAIN}"
 
-    @property
-    def config_dir(self) -> Path:
-        return HOSTS_DIR / self.short
+    def config_dir(self, labs: Path = LABS) -> Path:
+        """This host's folder of configuration files under ``labs``."""
+        return labs / "hosts" / self.short
 
 
 MAIL = Host("mail", 10, (SMTP_MX, SUBMISSION, SUBMISSIONS, IMAP, IMAPS), dovecot=True)

@@ -16,6 +16,7 @@ link and file that ``up`` made.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ipaddress
 import json
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 from mailtls.backends import LabError
-from mailtls.hosts import HOSTS, LAB_FILES, Host, Service
+from mailtls.hosts import HOSTS, LAB_FILES, LABS, Host, Service
 from mailtls.hosts import host as find_host
 from mailtls.provision import provision, read_users
 
@@ -40,7 +41,8 @@ GATEWAY = NETWORK.network_address + 1
 BRIDGE = "mtls0"
 NAMESPACE_PREFIX = "mtls-"
 RUNTIME = LAB_FILES / "hosts"  # per-host queues, logs and Dovecot state
-STATE_FILE = LAB_FILES / "native.json"
+STATE_FILE = LAB_FILES / "native.json"  # what only this backend needs
+STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
 READY_TIMEOUT = 60.0
 
 # Where the files under labs/ expect things, and where each host's copy finds them natively.
@@ -101,8 +103,13 @@ def is_up() -> bool:
     return STATE_FILE.exists()
 
 
-def up(on_progress=print) -> dict:
-    """Bring every host up; if anything fails, take down what was started and say why."""
+def labs_in_use() -> Path:
+    """The labs/ folder the running lab was started from (reload must read the same one)."""
+    return Path(json.loads(STATE_FILE.read_text())["labs"])
+
+
+def up(labs: Path = LABS, on_progress=print) -> dict:
+    """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
     if is_up():
         if all_ports_answer(timeout=5):
             return status()
@@ -112,20 +119,25 @@ def up(on_progress=print) -> dict:
         addresses = {h.name: address(h) for h in HOSTS}
         on_progress("lab files: CA, certificates, users")
         provision(LAB_FILES, addresses)
-        STATE_FILE.write_text(json.dumps({"backend": "native", "wiretap": "pass"}) + "\n")
+        STATE_FILE.write_text(json.dumps({"backend": "native", "wiretap": "pass", "labs": str(labs.resolve())}) + "\n")
         on_progress(f"network {NETWORK}: bridge {BRIDGE} and one namespace per host")
         make_network()
-        for lab_host in HOSTS:
-            if lab_host.postfix:
-                on_progress(f"{lab_host.name}: postfix")
-                start_postfix(lab_host, install_config(lab_host))
-            if lab_host.dovecot:
-                on_progress(f"{lab_host.name}: dovecot")
-                start_dovecot(lab_host, install_dovecot_config(lab_host))
+        postfix_hosts = [h for h in HOSTS if h.postfix]
+        on_progress("postfix: checking " + ", ".join(h.name for h in postfix_hosts))
+        # `postfix check` takes seconds per host: check them side by side, all before any starts.
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            configs = dict(zip(postfix_hosts, pool.map(install_config, postfix_hosts)))
+        for lab_host in (h for h in HOSTS if h.dovecot):
+            on_progress(f"{lab_host.name}: dovecot")
+            start_dovecot(lab_host, install_dovecot_config(lab_host))
+        on_progress("postfix: starting")
+        for lab_host in postfix_hosts:
+            start_postfix(lab_host, configs[lab_host])
         on_progress("mitm.lab.test: wiretap (pass mode)")
         start_wiretap("pass")
         if not all_ports_answer(timeout=READY_TIMEOUT):
             raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports()))
+        write_status()
     except BaseException:
         down()
         raise
@@ -168,7 +180,7 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
     config = target or base / "postfix"
     config.mkdir(parents=True, exist_ok=True)
     for name in ("main.cf", "master.cf", "tls_policy"):
-        source = lab_host.config_dir / name
+        source = lab_host.config_dir(labs_in_use()) / name
         if source.exists():
             shutil.copyfile(source, config / name)
     settings = [f"{name}={base / path}" for name, path in POSTFIX_PATHS.items()]
@@ -183,10 +195,11 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
         (base / folder).mkdir(parents=True, exist_ok=True)
     postfix_user = pwd.getpwnam("postfix")
     os.chown(base / "data", postfix_user.pw_uid, postfix_user.pw_gid)
+    source_dir = lab_host.config_dir(labs_in_use())
     checked = run(["postfix", "-c", str(config), "check"], check=False)
     problems = (checked.stderr + checked.stdout).strip()
     if checked.returncode != 0 or "warning" in problems:
-        raise LabError(f"Postfix refuses the configuration of {lab_host.name} ({lab_host.config_dir}):\n{problems}")
+        raise LabError(f"Postfix refuses the configuration of {lab_host.name} ({source_dir}):\n{problems}")
     return config
 
 
@@ -210,9 +223,10 @@ def install_dovecot_config(lab_host: Host) -> Path:
         (base / folder).mkdir(parents=True, exist_ok=True)
     (runtime_dir(lab_host) / "log").mkdir(parents=True, exist_ok=True)
     wrapper = base / "dovecot.conf"
+    source = lab_host.config_dir(labs_in_use()) / "dovecot.conf"
     wrapper.write_text(
-        f"# Written by the native backend: {lab_host.config_dir / 'dovecot.conf'}, with this host's paths.\n"
-        f"!include {lab_host.config_dir / 'dovecot.conf'}\n"
+        f"# Written by the native backend: {source}, with this host's paths.\n"
+        f"!include {source}\n"
         f"base_dir = {base / 'run'}\n"
         f"state_dir = {base / 'state'}\n"
         f"log_path = {runtime_dir(lab_host) / 'log' / 'dovecot.log'}\n"
@@ -274,6 +288,7 @@ def set_wiretap_mode(mode: str) -> None:
     start_wiretap(mode)
     state = json.loads(STATE_FILE.read_text())
     STATE_FILE.write_text(json.dumps({**state, "wiretap": mode}) + "\n")
+    write_status()
     if not all_ports_answer(timeout=10, hosts=[WIRETAP]):
         raise LabError("the wiretap did not come back:\n" + (runtime_dir(WIRETAP) / "wiretap.log").read_text()[-2000:])
 
@@ -332,16 +347,22 @@ def reload() -> None:
     """Apply edited files under labs/: checked first, so a broken file leaves the lab as it was."""
     if not is_up():
         raise LabError("no native lab is up: run `python -m mailtls lab up` first")
+    postfix_hosts = [h for h in HOSTS if h.postfix]
+
+    def check(lab_host: Host) -> None:
+        with tempfile.TemporaryDirectory(dir=runtime_dir(lab_host)) as scratch:
+            install_config(lab_host, Path(scratch))  # raises, with Postfix's words, if broken
+
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        list(pool.map(check, postfix_hosts))
     for lab_host in HOSTS:
-        if lab_host.postfix:
-            with tempfile.TemporaryDirectory(dir=runtime_dir(lab_host)) as scratch:
-                install_config(lab_host, Path(scratch))  # raises, with Postfix's words, if broken
         if lab_host.dovecot:
             install_dovecot_config(lab_host)
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        configs = dict(zip(postfix_hosts, pool.map(install_config, postfix_hosts)))
     for lab_host in HOSTS:
         if lab_host.postfix:
-            config = install_config(lab_host)
-            run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
+            run(["postfix", "-c", str(configs[lab_host]), "reload"], netns=namespace(lab_host))
         if lab_host.dovecot:
             wrapper = runtime_dir(lab_host) / "dovecot" / "dovecot.conf"
             run(["doveadm", "-c", str(wrapper), "reload"], netns=namespace(lab_host))
@@ -357,10 +378,19 @@ def logs(host_name: str | None = None) -> str:
 
 
 def status() -> dict:
-    if not is_up():
+    """What ``lab status --json`` prints, as written when the lab came up."""
+    if not STATUS_FILE.exists():
         return {"backend": "native", "up": False}
+    return json.loads(STATUS_FILE.read_text())
+
+
+def write_status() -> None:
+    """Describe the running lab in a file anyone on this machine may read (the notebooks do).
+
+    It holds the lab-only passwords: they open nothing but this lab's mailboxes.
+    """
     state = json.loads(STATE_FILE.read_text())
-    return {
+    described = {
         "backend": "native",
         "up": True,
         "ca_file": str(LAB_FILES / "ca.pem"),
@@ -371,6 +401,8 @@ def status() -> dict:
         ],
         "users": [{"login": u.login, "password": u.password} for u in read_users(LAB_FILES)],
     }
+    STATUS_FILE.write_text(json.dumps(described, indent=2) + "\n")
+    os.chmod(STATUS_FILE, 0o644)
 
 
 def silent_ports(hosts: list[Host] | None = None) -> list[str]:

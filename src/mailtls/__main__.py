@@ -1,0 +1,5 @@
+import sys
+
+from mailtls.cli import main
+
+sys.exit(main())

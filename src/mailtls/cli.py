@@ -1,0 +1,75 @@
+"""``python -m mailtls lab up|down|reload|logs|status|wiretap``: the lab from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from mailtls.backends import LabError, native
+
+
+def choose_backend(requested: str | None) -> str:
+    """The backend to use: the one asked for, else what this machine can run."""
+    if requested:
+        return requested
+    if sys.platform == "linux" and os.geteuid() == 0:
+        return "native"
+    raise LabError(
+        "no backend can run here: the native backend needs root on Linux "
+        "(run `sudo python -m mailtls lab up`)"
+    )
+
+
+def lab_command(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        choose_backend(args.backend)
+        described = native.up(on_progress=lambda message: print(f"  {message}", flush=True))
+        print(f"The lab is up ({described['backend']}); `python -m mailtls lab status` lists its services.")
+    elif args.action == "down":
+        native.down()
+    elif args.action == "reload":
+        native.reload()
+        print("Reloaded: every host runs its files under labs/ again.")
+    elif args.action == "logs":
+        print(native.logs(args.host), end="")
+    elif args.action == "status":
+        described = native.status()
+        if args.json:
+            print(json.dumps(described, indent=2))
+        elif not described.get("up"):
+            print("No lab is up.")
+        else:
+            print(f"backend: {described['backend']}   CA: {described['ca_file']}")
+            for s in described["services"]:
+                print(f"  {s['host']:<22} {s['service']:<12} {s['address']}:{s['port']:<5} TLS: {s['tls']}")
+            print("users: " + ", ".join(f"{u['login']} / {u['password']}" for u in described["users"]))
+            print(f"wiretap: {described['wiretap']['mode']} (transcript: {described['wiretap']['transcript']})")
+    elif args.action == "wiretap":
+        native.set_wiretap_mode(args.mode)
+        print(f"The wiretap on mitm.lab.test is now in {args.mode} mode.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mailtls", description="The course's mail lab.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    lab = commands.add_parser("lab", help="bring the lab's mail servers up or down, and look at them")
+    actions = lab.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start every lab host (does nothing if the lab is already up)")
+    up.add_argument("--backend", choices=["native"], help="native: network namespaces (root, Linux)")
+    actions.add_parser("down", help="stop the lab and remove everything it made")
+    actions.add_parser("reload", help="apply edited files under labs/ (checked first)")
+    logs = actions.add_parser("logs", help="the hosts' Postfix and Dovecot logs")
+    logs.add_argument("host", nargs="?", help="one host, e.g. relay or relay.lab.test")
+    status = actions.add_parser("status", help="the lab's services, CA and users")
+    status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
+    wiretap = actions.add_parser("wiretap", help="set the interceptor on mitm.lab.test")
+    wiretap.add_argument("mode", choices=["pass", "record", "strip"])
+    args = parser.parse_args(argv)
+    try:
+        return lab_command(args)
+    except (LabError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
