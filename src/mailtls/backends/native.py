@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -179,17 +180,19 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
     base = runtime_dir(lab_host)
     config = target or base / "postfix"
     config.mkdir(parents=True, exist_ok=True)
-    for name in ("main.cf", "master.cf", "tls_policy"):
+    for name in POSTFIX_FILES:
         source = lab_host.config_dir(labs_in_use()) / name
         if source.exists():
             shutil.copyfile(source, config / name)
     settings = [f"{name}={base / path}" for name, path in POSTFIX_PATHS.items()]
     settings.append(f"maillog_file_prefixes={base / 'log'}")
-    # Lookup tables named with /etc/postfix/ are this host's copies.
+    # Lookup tables named with /etc/postfix/ are this host's copies (where they will run from,
+    # even when this copy is being prepared elsewhere).
+    final = base / "postfix"
     for line in run(["postconf", "-c", str(config), "-n"]).stdout.splitlines():
         name, _, value = line.partition(" = ")
         if "/etc/postfix/" in value:
-            settings.append(f"{name}={value.replace('/etc/postfix/', f'{config}/')}")
+            settings.append(f"{name}={value.replace('/etc/postfix/', f'{final}/')}")
     run(["postconf", "-c", str(config), "-e", *settings])
     for folder in ("spool", "data", "log"):
         (base / folder).mkdir(parents=True, exist_ok=True)
@@ -200,7 +203,25 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
     problems = (checked.stderr + checked.stdout).strip()
     if checked.returncode != 0 or "warning" in problems:
         raise LabError(f"Postfix refuses the configuration of {lab_host.name} ({source_dir}):\n{problems}")
+    (config / "source.sha256").write_text(source_digest(lab_host) + "\n")
     return config
+
+
+POSTFIX_FILES = ("main.cf", "master.cf", "tls_policy")
+
+
+def source_digest(lab_host: Host) -> str:
+    """A fingerprint of the host's Postfix files under labs/, to tell whether they changed."""
+    digest = hashlib.sha256()
+    for name in POSTFIX_FILES:
+        source = lab_host.config_dir(labs_in_use()) / name
+        digest.update(name.encode() + b"\0" + (source.read_bytes() if source.exists() else b"") + b"\0")
+    return digest.hexdigest()
+
+
+def installed_digest(lab_host: Host) -> str:
+    stamp = runtime_dir(lab_host) / "postfix" / "source.sha256"
+    return stamp.read_text().strip() if stamp.exists() else ""
 
 
 def start_postfix(lab_host: Host, config: Path) -> None:
@@ -275,22 +296,38 @@ def start_wiretap(mode: str) -> None:
                "--mode", mode, "--transcript", str(transcript_path())]
     for route in routes:
         command += ["--route", route]
+    since = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True)
     wiretap_pid_file().write_text(f"{process.pid}\n")
+    wait_for_wiretap(log, since)
 
 
 def set_wiretap_mode(mode: str) -> None:
-    """Restart the wiretap in another mode: pass, record or strip."""
+    """Restart the wiretap in another mode (pass, record or strip), with an empty transcript."""
     if mode not in ("pass", "record", "strip"):
         raise LabError(f"wiretap mode must be pass, record or strip, not {mode!r}")
+    if not is_up():
+        raise LabError("no native lab is up: run `python -m mailtls lab up` first")
     stop_by_pid_file(wiretap_pid_file())
+    transcript_path().unlink(missing_ok=True)
     start_wiretap(mode)
     state = json.loads(STATE_FILE.read_text())
     STATE_FILE.write_text(json.dumps({**state, "wiretap": mode}) + "\n")
     write_status()
-    if not all_ports_answer(timeout=10, hosts=[WIRETAP]):
-        raise LabError("the wiretap did not come back:\n" + (runtime_dir(WIRETAP) / "wiretap.log").read_text()[-2000:])
+
+
+def wait_for_wiretap(log: Path, since: int, timeout: float = 10.0) -> None:
+    """Wait for the wiretap's "listening" line: probing its ports would put noise in the transcript."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        said = log.read_bytes()[since:].decode(errors="replace")
+        if "wiretap in" in said:
+            return
+        if "error:" in said or "Traceback" in said:
+            break
+        time.sleep(0.05)
+    raise LabError("the wiretap did not start:\n" + log.read_text(errors="replace")[-2000:])
 
 
 # -- Down, reload, status -------------------------------------------------------------------------
@@ -347,22 +384,33 @@ def reload() -> None:
     """Apply edited files under labs/: checked first, so a broken file leaves the lab as it was."""
     if not is_up():
         raise LabError("no native lab is up: run `python -m mailtls lab up` first")
-    postfix_hosts = [h for h in HOSTS if h.postfix]
+    # Only hosts whose files changed are checked and reloaded (a Postfix check takes seconds).
+    postfix_hosts = [h for h in HOSTS if h.postfix and source_digest(h) != installed_digest(h)]
 
-    def check(lab_host: Host) -> None:
-        with tempfile.TemporaryDirectory(dir=runtime_dir(lab_host)) as scratch:
-            install_config(lab_host, Path(scratch))  # raises, with Postfix's words, if broken
+    def prepare(lab_host: Host) -> Path:
+        # Next to the running copy; raises, with Postfix's own words, if the files are broken.
+        return install_config(lab_host, runtime_dir(lab_host) / "postfix.new")
 
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        list(pool.map(check, postfix_hosts))
+    try:
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            prepared = list(pool.map(prepare, postfix_hosts))
+        for lab_host in HOSTS:
+            if lab_host.dovecot:
+                install_dovecot_config(lab_host)
+    except LabError:
+        for lab_host in postfix_hosts:
+            shutil.rmtree(runtime_dir(lab_host) / "postfix.new", ignore_errors=True)
+        raise
+    # Every file passed: swap the new copies in under the paths Postfix already uses.
+    configs = {}
+    for lab_host, new in zip(postfix_hosts, prepared):
+        current = runtime_dir(lab_host) / "postfix"
+        shutil.rmtree(current)
+        new.rename(current)
+        configs[lab_host] = current
+    for lab_host, config in configs.items():
+        run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
     for lab_host in HOSTS:
-        if lab_host.dovecot:
-            install_dovecot_config(lab_host)
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        configs = dict(zip(postfix_hosts, pool.map(install_config, postfix_hosts)))
-    for lab_host in HOSTS:
-        if lab_host.postfix:
-            run(["postfix", "-c", str(configs[lab_host]), "reload"], netns=namespace(lab_host))
         if lab_host.dovecot:
             wrapper = runtime_dir(lab_host) / "dovecot" / "dovecot.conf"
             run(["doveadm", "-c", str(wrapper), "reload"], netns=namespace(lab_host))
