@@ -71,6 +71,30 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         yield LabUnderTest(connect(), labs)
     finally:
         native.down()
+    assert_nothing_left(native)
+
+
+def assert_nothing_left(native) -> None:
+    """``lab down`` leaves no process, namespace, link or file; a second ``down`` says nothing."""
+    import subprocess
+    import sys
+
+    assert not [n for n in native.namespaces() if n.startswith(native.NAMESPACE_PREFIX)]
+    assert subprocess.run(["ip", "link", "show", native.BRIDGE], capture_output=True).returncode != 0
+    assert not native.LAB_FILES.exists()
+    assert not list(Path("/etc/netns").glob(native.NAMESPACE_PREFIX + "*"))
+    # Every lab process ran in a lab namespace: none may be left in another network namespace.
+    own = os.readlink("/proc/self/ns/net")
+    leftovers = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "ns/net") != own and "Z" not in (proc / "stat").read_text().split()[2]:
+                leftovers.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    assert not leftovers, leftovers
+    again = subprocess.run([sys.executable, "-m", "mailtls", "lab", "down"], capture_output=True, text=True)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
 
 
 class LabUnderTest:

@@ -1,0 +1,67 @@
+"""Bad input gets a clear error and leaves the lab as it was."""
+
+from __future__ import annotations
+
+import smtplib
+import subprocess
+import sys
+
+import pytest
+
+from mailtls.backends import LabError, native
+
+pytestmark = pytest.mark.lab
+
+
+def test_a_broken_postfix_file_is_refused_and_the_host_keeps_running(lab) -> None:
+    main_cf = lab.labs / "hosts" / "relay" / "main.cf"
+    original = main_cf.read_text()
+    main_cf.write_text(original + "smtpd_tls_securty_level = may\n")  # a student's typo
+    try:
+        with pytest.raises(LabError) as refused:
+            native.reload()
+        assert "relay.lab.test" in str(refused.value)
+        assert "smtpd_tls_securty_level" in str(refused.value)  # Postfix's own words, shown as they are
+        running = (native.runtime_dir(native.find_host("relay")) / "postfix" / "main.cf").read_text()
+        assert "smtpd_tls_securty_level" not in running
+        with smtplib.SMTP(lab.address("relay.lab.test"), 25, timeout=10) as client:
+            assert client.noop()[0] == 250
+    finally:
+        main_cf.write_text(original)
+
+
+def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
+    conf = lab.labs / "hosts" / "mail" / "dovecot.conf"
+    original = conf.read_text()
+    conf.write_text(original.replace("ssl = yes", "ssl = maybe"))
+    try:
+        with pytest.raises(LabError, match="Dovecot refuses the configuration of mail.lab.test"):
+            native.reload()
+        import imaplib
+
+        client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
+        assert "STARTTLS" in client.capabilities
+        client.shutdown()
+    finally:
+        conf.write_text(original)
+        native.reload()
+
+
+def test_cli_errors_are_one_clear_line(lab) -> None:
+    done = subprocess.run([sys.executable, "-m", "mailtls", "lab", "logs", "nosuchhost"], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and "mail.lab.test" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_status_json_is_the_contract(lab) -> None:
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "mailtls", "lab", "status", "--json"], capture_output=True, text=True, check=True)
+    status = json.loads(done.stdout)
+    assert status["backend"] == "native" and status["ca_file"].startswith("/")
+    services = {(s["host"], s["service"]): s for s in status["services"]}
+    assert services[("mail.lab.test", "submissions")]["port"] == 465
+    assert services[("mail.lab.test", "submissions")]["tls"] == "implicit"
+    assert services[("legacy.lab.test", "smtp")]["tls"] == "none"
+    assert {u["login"] for u in status["users"]} == {"alice@lab.test", "bob@lab.test"}
