@@ -369,8 +369,8 @@ def down() -> None:
     for lab_host in HOSTS:
         if lab_host.dovecot:
             stop_dovecot(lab_host)
-        if lab_host.postfix:
-            stop_postfix(lab_host)
+    with concurrent.futures.ThreadPoolExecutor() as pool:  # each `postfix stop` waits for its master
+        list(pool.map(stop_postfix, [h for h in HOSTS if h.postfix]))
     for ns in namespaces():
         if ns.startswith(NAMESPACE_PREFIX):
             run(["ip", "netns", "del", ns], check=False)  # also removes the veth pair
