@@ -14,7 +14,7 @@ BIN        := $(VENV)/bin
 SPHINX     := $(BIN)/sphinx-build -c .
 
 .DEFAULT_GOAL := help
-.PHONY: help html serve livehtml linkcheck clean test debian-packages benchmarks
+.PHONY: help html serve livehtml linkcheck clean test debian-packages benchmarks benchmarks-lab
 
 help:
 	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
@@ -23,6 +23,7 @@ help:
 	@echo "make livehtml   rebuild one language on change (EDITION=en or EDITION=es)"
 	@echo "make linkcheck  check external links (says so and stops when offline)"
 	@echo "make benchmarks measure build times and page weight"
+	@echo "make benchmarks-lab  (root) measure the lab's start, stop and memory"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.
@@ -63,6 +64,9 @@ test: debian-packages $(BIN)/.installed
 
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/site_build.py
+
+benchmarks-lab: debian-packages $(BIN)/.installed
+	$(BIN)/python benchmarks/lab_startup.py
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -373,7 +373,10 @@ def down() -> None:
         list(pool.map(stop_postfix, [h for h in HOSTS if h.postfix]))
     for ns in namespaces():
         if ns.startswith(NAMESPACE_PREFIX):
-            run(["ip", "netns", "del", ns], check=False)  # also removes the veth pair
+            # Deleting our end removes the pair at once; a namespace's own cleanup is
+            # asynchronous, and a quick `lab up` would find the old link still there.
+            run(["ip", "link", "del", ns], check=False)
+            run(["ip", "netns", "del", ns], check=False)
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
     if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
         run(["ip", "link", "del", BRIDGE], check=False)

@@ -1,0 +1,128 @@
+"""How long the native lab takes to come up and go down, next to Postfix and Dovecot alone.
+
+- ``lab up`` / ``lab down`` with the native backend (namespaces, CA, five hosts), a few times;
+- "bare": one Postfix and one Dovecot started by hand in one namespace from mail.lab.test's
+  files, timed until their ports answer: the floor that the lab's orchestration adds to;
+- the memory of a running lab (resident memory of every process in the lab's namespaces).
+
+Run as root with ``make benchmarks-lab``. Figures go to standard output; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from mailtls.backends import native
+from mailtls.hosts import MAIL
+
+ROUNDS = 3
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def lab_memory_kib() -> tuple[int, int]:
+    own = os.readlink("/proc/self/ns/net")
+    total = count = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "ns/net") == own:
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    count += 1
+        except OSError:
+            continue
+    return total, count
+
+
+def wait_for(address: str, ports: list[int], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection((address, port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+
+def bare_start() -> float:
+    """Postfix and Dovecot from mail.lab.test's files, in one namespace, without the lab around them."""
+    ns, address = "mtls-bench", "198.18.1.2"
+    scratch = Path(tempfile.mkdtemp(prefix="mailtls-bench-"))
+    scratch.chmod(0o755)  # Postfix's daemons run as "postfix" and must reach the queue
+    try:
+        native.run(["ip", "netns", "add", ns])
+        native.run(["ip", "link", "add", "mtls-bench0", "type", "veth", "peer", "name", "eth0", "netns", ns])
+        native.run(["ip", "addr", "add", "198.18.1.1/24", "dev", "mtls-bench0"])
+        native.run(["ip", "link", "set", "mtls-bench0", "up"])
+        native.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"], netns=ns)
+        for link in ("lo", "eth0"):
+            native.run(["ip", "link", "set", link, "up"], netns=ns)
+        # The lab files (certificates, users) the configuration names, and a Postfix copy.
+        from mailtls.provision import provision
+
+        provision(native.LAB_FILES, {MAIL.name: address})
+        config = scratch / "postfix"
+        config.mkdir()
+        for name in ("main.cf", "master.cf"):
+            shutil.copy(MAIL.config_dir() / name, config / name)
+        for folder in ("spool", "data", "log"):
+            (scratch / folder).mkdir()
+        shutil.chown(scratch / "data", "postfix", "postfix")
+        native.run(["postconf", "-c", str(config), "-e", f"queue_directory={scratch / 'spool'}",
+                    f"data_directory={scratch / 'data'}", f"maillog_file={scratch / 'log' / 'postfix.log'}",
+                    f"maillog_file_prefixes={scratch / 'log'}"])
+        wrapper = scratch / "dovecot.conf"
+        (scratch / "dovecot").mkdir()
+        wrapper.write_text(f"!include {MAIL.config_dir() / 'dovecot.conf'}\nbase_dir = {scratch / 'dovecot'}\n"
+                           f"state_dir = {scratch / 'dovecot'}\nlog_path = {scratch / 'log' / 'dovecot.log'}\n")
+        start = time.perf_counter()
+        native.run(["postfix", "-c", str(config), "start"], netns=ns)
+        native.run(["dovecot", "-c", str(wrapper)], netns=ns)
+        wait_for(address, [25, 587, 465, 143, 993])
+        elapsed = time.perf_counter() - start
+        native.run(["postfix", "-c", str(config), "stop"], netns=ns, check=False)
+        native.stop_by_pid_file(scratch / "dovecot" / "master.pid")
+        return elapsed
+    finally:
+        native.run(["ip", "netns", "del", ns], check=False)
+        native.run(["ip", "link", "del", "mtls-bench0"], check=False)
+        shutil.rmtree(native.LAB_FILES, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> None:
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
+    if native.is_up():
+        raise SystemExit("a lab is up: stop it first (python -m mailtls lab down)")
+    ups, downs = [], []
+    for _ in range(ROUNDS):
+        ups.append(timed(lambda: native.up(on_progress=lambda m: None)))
+        if len(ups) == 1:
+            kib, count = lab_memory_kib()
+            print(f"memory of a running lab: {kib / 1024:.0f} MiB resident in {count} processes "
+                  "(shared pages counted once per process)")
+        downs.append(timed(native.down))
+    print(f"native lab up (until every port answers): {', '.join(f'{t:.1f}' for t in ups)} s")
+    print(f"native lab down: {', '.join(f'{t:.1f}' for t in downs)} s")
+    bare = [bare_start() for _ in range(ROUNDS)]
+    print(f"bare Postfix + Dovecot start (mail.lab.test's files, one namespace): {', '.join(f'{t:.1f}' for t in bare)} s")
+
+
+if __name__ == "__main__":
+    main()
