@@ -51,58 +51,80 @@ def site(built: BuiltSite) -> Path:
     return built.root
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    """A native lab, up for the whole run, started from a scratch copy of labs/ that tests may edit."""
+@pytest.fixture(scope="session", params=["native", "containers"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A lab on each backend in turn, up for all the tests that use it, started from a scratch
+    copy of labs/ that tests may edit."""
     import sys
 
-    require(sys.platform == "linux" and os.geteuid() == 0, "root on Linux (the native lab backend)")
-    for program in ("postfix", "dovecot", "ip"):
-        require_program(program, "Debian packages postfix, dovecot-core, iproute2")
-    from mailtls.backends import native
+    from mailtls import backends
+    from mailtls.backends.common import state
     from mailtls.lab import connect
 
-    if native.is_up():
+    require(sys.platform == "linux" and os.geteuid() == 0, f"root on Linux (the {request.param} lab backend)")
+    if request.param == "native":
+        for program in ("postfix", "dovecot", "ip"):
+            require_program(program, "Debian packages postfix, dovecot-core, iproute2")
+    else:
+        from mailtls.backends.containers import engine
+
+        require(engine() is not None, "a container engine (Debian packages podman, netavark, aardvark-dns, runc)")
+    if state():
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
-    labs = tmp_path_factory.mktemp("labs")
+    backend = backends.get(request.param)
+    labs = tmp_path_factory.mktemp(f"labs-{request.param}")
     shutil.copytree(Path(__file__).resolve().parent.parent / "labs", labs, dirs_exist_ok=True)
-    native.up(labs=labs, on_progress=lambda message: None)
     try:
-        yield LabUnderTest(connect(), labs)
+        backend.up(labs=labs, on_progress=lambda message: None)
+        yield LabUnderTest(connect(), labs, request.param, backend)
     finally:
-        native.down()
-    assert_nothing_left(native)
+        backend.down()
+    assert_nothing_left(request.param)
 
 
-def assert_nothing_left(native) -> None:
-    """``lab down`` leaves no process, namespace, link or file; a second ``down`` says nothing."""
+def assert_nothing_left(backend: str) -> None:
+    """``lab down`` leaves no process, namespace, link, container or file; a second ``down`` says nothing."""
     import subprocess
     import sys
 
-    assert not [n for n in native.namespaces() if n.startswith(native.NAMESPACE_PREFIX)]
-    assert subprocess.run(["ip", "link", "show", native.BRIDGE], capture_output=True).returncode != 0
-    assert not native.LAB_FILES.exists()
-    assert not list(Path("/etc/netns").glob(native.NAMESPACE_PREFIX + "*"))
-    # Every lab process ran in a lab namespace: none may be left in another network namespace.
-    own = os.readlink("/proc/self/ns/net")
-    leftovers = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if os.readlink(proc / "ns/net") != own and "Z" not in (proc / "stat").read_text().split()[2]:
-                leftovers.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-    assert not leftovers, leftovers
+    from mailtls.backends import native
+    from mailtls.hosts import LAB_FILES
+
+    assert not LAB_FILES.exists()
+    if backend == "native":
+        assert not [n for n in native.namespaces() if n.startswith(native.NAMESPACE_PREFIX)]
+        assert subprocess.run(["ip", "link", "show", native.BRIDGE], capture_output=True).returncode != 0
+        assert not list(Path("/etc/netns").glob(native.NAMESPACE_PREFIX + "*"))
+        # Every lab process ran in a lab namespace: none may be left in another network namespace.
+        own = os.readlink("/proc/self/ns/net")
+        leftovers = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if os.readlink(proc / "ns/net") != own and "Z" not in (proc / "stat").read_text().split()[2]:
+                    leftovers.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+        assert not leftovers, leftovers
+    else:
+        from mailtls.backends.containers import engine, engine_env
+
+        name = engine()
+        listed = subprocess.run([name, "ps", "-a", "--filter", "label=io.podman.compose.project=mailtls",
+                                 "--format", "{{.Names}}"], capture_output=True, text=True,
+                                env={**os.environ, **engine_env(name)}).stdout
+        assert listed.strip() == "", f"containers left: {listed}"
     again = subprocess.run([sys.executable, "-m", "mailtls", "lab", "down"], capture_output=True, text=True)
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
 
 
 class LabUnderTest:
-    """The running lab as the tests use it: the notebooks' view plus the files to edit."""
+    """The running lab as the tests use it: the notebooks' view, the files to edit, the backend."""
 
-    def __init__(self, lab, labs: Path) -> None:
+    def __init__(self, lab, labs: Path, backend_name: str, backend) -> None:
         self.lab = lab
         self.labs = labs
+        self.backend_name = backend_name
+        self.backend = backend
 
     def __getattr__(self, name: str):
         return getattr(self.lab, name)

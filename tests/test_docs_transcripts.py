@@ -119,4 +119,4 @@ def test_quoted_replies_are_real(heard: list[str], chapter: str) -> None:
     quoted = quoted_server_lines(chapter)
     assert quoted, f"{chapter} quotes no server lines"
     unmatched = [line for line in quoted if not any(as_pattern(line).match(real) for real in heard)]
-    assert not unmatched, f"{chapter} quotes replies the real servers did not send: {unmatched}"
+    assert not unmatched, f"{chapter} quotes replies the real servers did not send: {unmatched}\nThey sent: {heard}"

@@ -1,6 +1,6 @@
 """What the course claims about the lab's servers, checked on the real Postfix and Dovecot.
 
-The lab runs with the native backend (network namespaces); these tests connect from the
+Each test runs on both backends (network namespaces and containers); the tests connect from the
 machine's own namespace, as a student's client would.
 """
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailtls.backends import native
-from mailtls.hosts import LAB_FILES
+from mailtls.hosts import LAB_FILES, RELAY
 
 pytestmark = pytest.mark.lab
 
@@ -31,13 +30,12 @@ def relay(lab):
 
     def set_level(level: str) -> None:
         subprocess.run(["postconf", "-c", str(config), "-e", f"smtp_tls_security_level={level}"], check=True)
-        native.reload()
+        lab.backend.reload()
 
     yield set_level
     (config / "main.cf").write_text(original)
-    native.reload()
-    subprocess.run(["postsuper", "-c", str(LAB_FILES / "hosts" / "relay.lab.test" / "postfix"), "-d", "ALL"],
-                   capture_output=True, check=False)
+    lab.backend.reload()
+    lab.backend.postfix_command(RELAY, "postsuper", "-d", "ALL")  # no deferred mail into the next test
 
 
 def send_through_relay(lab, recipient: str) -> tuple[str, str]:

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests run for real: Postfix and Dovecot (the lab runs them,
-# and their `postconf -d` and `doveconf -d` check every setting the course shows), swaks and
-# openssl (third-party clients), and Chromium with a font (the browser
-# tests).
+# and their `postconf -d` and `doveconf -d` check every setting the course shows), Podman and
+# debootstrap (the lab's containers and their base image), swaks and openssl (third-party
+# clients), and Chromium with a font (the browser tests).
 # Only as root; otherwise it says what is missing and leaves it to the tests to skip (or, with
 # CI=true, to fail). Services are not started: the packages' own start-up is held back with
 # policy-rc.d while installing, and Postfix is installed as "No configuration".
 set -euo pipefail
 
-packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd iproute2 openssl swaks chromium fonts-dejavu-core)
+packages=(
+  postfix dovecot-core dovecot-imapd dovecot-lmtpd iproute2   # the lab's native backend
+  podman netavark aardvark-dns iptables runc debootstrap      # the lab's containers backend
+  openssl swaks                                               # third-party clients in the tests
+  chromium fonts-dejavu-core                                  # the browser tests
+)
 
 missing=()
 for p in "${packages[@]}"; do

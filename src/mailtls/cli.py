@@ -7,47 +7,66 @@ import json
 import os
 import sys
 
-from mailtls.backends import LabError, native
+from mailtls import backends
+from mailtls.backends import LabError, common
 
 
 def choose_backend(requested: str | None) -> str:
-    """The backend to use: the one asked for, else what this machine can run."""
+    """The backend asked for; else containers when an engine answers; else native as root on Linux."""
     if requested:
         return requested
+    from mailtls.backends.containers import engine
+
+    if engine() is not None:
+        return "containers"
     if sys.platform == "linux" and os.geteuid() == 0:
         return "native"
     raise LabError(
-        "no backend can run here: the native backend needs root on Linux "
-        "(run `sudo python -m mailtls lab up`)"
+        "no way to run the lab here: install Podman or Docker (containers backend), or run as root "
+        "on Linux with Debian's postfix and dovecot packages (native backend)"
     )
+
+
+def running_backend():
+    backend = backends.running()
+    if backend is None:
+        raise LabError("no lab is up: start one with `python -m mailtls lab up`")
+    return backend
+
+
+def print_status(described: dict) -> None:
+    print(f"backend: {described['backend']}   CA: {described['ca_file']}")
+    for s in described["services"]:
+        print(f"  {s['host']:<22} {s['service']:<12} {s['address']}:{s['port']:<5} TLS: {s['tls']}")
+    print("users: " + ", ".join(f"{u['login']} / {u['password']}" for u in described["users"]))
+    print(f"wiretap: {described['wiretap']['mode']} (transcript: {described['wiretap']['transcript']})")
 
 
 def lab_command(args: argparse.Namespace) -> int:
     if args.action == "up":
-        choose_backend(args.backend)
-        described = native.up(on_progress=lambda message: print(f"  {message}", flush=True))
-        print(f"The lab is up ({described['backend']}); `python -m mailtls lab status` lists its services.")
+        backend = backends.get(choose_backend(args.backend))
+        backend.up(on_progress=lambda message: print(f"  {message}", flush=True))
+        print(f"The lab is up ({common.state()['backend']}); `python -m mailtls lab status` lists its services.")
     elif args.action == "down":
-        native.down()
+        backend = backends.running()
+        for candidate in [backend] if backend else [backends.get(name) for name in backends.NAMES]:
+            candidate.down()  # with nothing recorded, clear what either backend may have left
     elif args.action == "reload":
-        native.reload()
+        running_backend().reload()
         print("Reloaded: every host runs its files under labs/ again.")
     elif args.action == "logs":
-        print(native.logs(args.host), end="")
+        running_backend()
+        print(common.logs(args.host), end="")
     elif args.action == "status":
-        described = native.status()
+        described = common.status()
         if args.json:
             print(json.dumps(described, indent=2))
         elif not described.get("up"):
             print("No lab is up.")
         else:
-            print(f"backend: {described['backend']}   CA: {described['ca_file']}")
-            for s in described["services"]:
-                print(f"  {s['host']:<22} {s['service']:<12} {s['address']}:{s['port']:<5} TLS: {s['tls']}")
-            print("users: " + ", ".join(f"{u['login']} / {u['password']}" for u in described["users"]))
-            print(f"wiretap: {described['wiretap']['mode']} (transcript: {described['wiretap']['transcript']})")
+            print_status(described)
     elif args.action == "wiretap":
-        native.set_wiretap_mode(args.mode)
+        running_backend().set_wiretap_mode(args.mode)
         print(f"The wiretap on mitm.lab.test is now in {args.mode} mode.")
     return 0
 
@@ -58,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     lab = commands.add_parser("lab", help="bring the lab's mail servers up or down, and look at them")
     actions = lab.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="start every lab host (does nothing if the lab is already up)")
-    up.add_argument("--backend", choices=["native"], help="native: network namespaces (root, Linux)")
+    up.add_argument("--backend", choices=backends.NAMES,
+                    help="containers: Podman or Docker; native: network namespaces (root, Linux)")
     actions.add_parser("down", help="stop the lab and remove everything it made")
     actions.add_parser("reload", help="apply edited files under labs/ (checked first)")
     logs = actions.add_parser("logs", help="the hosts' Postfix and Dovecot logs")
@@ -66,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     status = actions.add_parser("status", help="the lab's services, CA and users")
     status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     wiretap = actions.add_parser("wiretap", help="set the interceptor on mitm.lab.test")
-    wiretap.add_argument("mode", choices=["pass", "record", "strip"])
+    wiretap.add_argument("mode", choices=common.WIRETAP_MODES)
     args = parser.parse_args(argv)
     try:
         return lab_command(args)
     except (LabError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {str(error).strip(chr(39))}", file=sys.stderr)
         return 1

@@ -19,31 +19,26 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import hashlib
-import ipaddress
-import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from mailtls.backends import LabError
-from mailtls.hosts import HOSTS, LAB_FILES, LABS, Host, Service
+from mailtls.backends.common import (
+    GATEWAY, LAB_FILES, NETWORK, WIRETAP, address, all_ports_answer, check_wiretap_mode, labs_in_use,
+    prepare_lab_files, run, runtime_dir, save_state, silent_ports, state, transcript_path, wait_for_wiretap,
+    write_status,
+)
+from mailtls.hosts import HOSTS, LABS, Host, Service
 from mailtls.hosts import host as find_host
-from mailtls.provision import provision, read_users
 
-NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
-GATEWAY = NETWORK.network_address + 1
 BRIDGE = "mtls0"
 NAMESPACE_PREFIX = "mtls-"
-RUNTIME = LAB_FILES / "hosts"  # per-host queues, logs and Dovecot state
-STATE_FILE = LAB_FILES / "native.json"  # what only this backend needs
-STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
 READY_TIMEOUT = 60.0
 
 # Where the files under labs/ expect things, and where each host's copy finds them natively.
@@ -54,33 +49,8 @@ POSTFIX_PATHS = {
 }
 
 
-def address(host: Host) -> str:
-    return str(NETWORK.network_address + host.octet)
-
-
 def namespace(host: Host) -> str:
     return NAMESPACE_PREFIX + host.short
-
-
-def runtime_dir(host: Host) -> Path:
-    return RUNTIME / host.name
-
-
-def run(command: list[str], *, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess:
-    """Run a command (inside a namespace if given); on failure, raise with its own words."""
-    if netns:
-        command = ["ip", "netns", "exec", netns, *command]
-    # Output goes to a file, not a pipe: a daemon that forks keeps its pipes open, and reading
-    # them would wait for it to exit.
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        returncode = subprocess.run(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL).returncode
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(command, returncode, out.read(), err.read())
-    if check and done.returncode != 0:
-        said = (done.stderr + done.stdout).strip()
-        raise LabError(f"`{' '.join(command)}` failed:\n{said}")
-    return done
 
 
 def preflight() -> None:
@@ -101,26 +71,21 @@ def preflight() -> None:
 
 
 def is_up() -> bool:
-    return STATE_FILE.exists()
-
-
-def labs_in_use() -> Path:
-    """The labs/ folder the running lab was started from (reload must read the same one)."""
-    return Path(json.loads(STATE_FILE.read_text())["labs"])
+    return state().get("backend") == "native"
 
 
 def up(labs: Path = LABS, on_progress=print) -> dict:
     """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
     if is_up():
         if all_ports_answer(timeout=5):
-            return status()
+            return state()
         down()
+    if state():
+        raise LabError(f"a {state()['backend']} lab is up: `python -m mailtls lab down` first")
     preflight()
     try:
-        addresses = {h.name: address(h) for h in HOSTS}
         on_progress("lab files: CA, certificates, users")
-        provision(LAB_FILES, addresses)
-        STATE_FILE.write_text(json.dumps({"backend": "native", "wiretap": "pass", "labs": str(labs.resolve())}) + "\n")
+        prepare_lab_files(labs, "native")
         on_progress(f"network {NETWORK}: bridge {BRIDGE} and one namespace per host")
         make_network()
         postfix_hosts = [h for h in HOSTS if h.postfix]
@@ -142,7 +107,7 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
     except BaseException:
         down()
         raise
-    return status()
+    return state()
 
 
 # -- Network --------------------------------------------------------------------------------------
@@ -269,15 +234,8 @@ def stop_dovecot(lab_host: Host) -> None:
 
 # -- The wiretap ----------------------------------------------------------------------------------
 
-WIRETAP = next(h for h in HOSTS if h.wiretap_for)
-
-
 def wiretap_pid_file() -> Path:
     return runtime_dir(WIRETAP) / "wiretap.pid"
-
-
-def transcript_path() -> Path:
-    return LAB_FILES / "transcripts" / "wiretap.jsonl"
 
 
 def wiretap_protocol(service: Service) -> str:
@@ -300,34 +258,19 @@ def start_wiretap(mode: str) -> None:
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True)
     wiretap_pid_file().write_text(f"{process.pid}\n")
-    wait_for_wiretap(log, since)
+    wait_for_wiretap(lambda: log.read_bytes()[since:].decode(errors="replace"))
 
 
 def set_wiretap_mode(mode: str) -> None:
     """Restart the wiretap in another mode (pass, record or strip), with an empty transcript."""
-    if mode not in ("pass", "record", "strip"):
-        raise LabError(f"wiretap mode must be pass, record or strip, not {mode!r}")
+    check_wiretap_mode(mode)
     if not is_up():
-        raise LabError("no native lab is up: run `python -m mailtls lab up` first")
+        raise LabError("no native lab is up: run `python -m mailtls lab up --backend native` first")
     stop_by_pid_file(wiretap_pid_file())
     transcript_path().unlink(missing_ok=True)
     start_wiretap(mode)
-    state = json.loads(STATE_FILE.read_text())
-    STATE_FILE.write_text(json.dumps({**state, "wiretap": mode}) + "\n")
+    save_state(wiretap=mode)
     write_status()
-
-
-def wait_for_wiretap(log: Path, since: int, timeout: float = 10.0) -> None:
-    """Wait for the wiretap's "listening" line: probing its ports would put noise in the transcript."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        said = log.read_bytes()[since:].decode(errors="replace")
-        if "wiretap in" in said:
-            return
-        if "error:" in said or "Traceback" in said:
-            break
-        time.sleep(0.05)
-    raise LabError("the wiretap did not start:\n" + log.read_text(errors="replace")[-2000:])
 
 
 # -- Down, reload, status -------------------------------------------------------------------------
@@ -411,67 +354,19 @@ def reload() -> None:
         shutil.rmtree(current)
         new.rename(current)
         configs[lab_host] = current
-    for lab_host, config in configs.items():
-        run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
+    # Dovecot first: its reload restarts the auth service, and Postfix's smtpd processes would
+    # keep a dead connection to the old one ("454 4.7.0 Temporary authentication failure"),
+    # so Postfix on that host is reloaded after it, changed or not.
     for lab_host in HOSTS:
         if lab_host.dovecot:
             wrapper = runtime_dir(lab_host) / "dovecot" / "dovecot.conf"
             run(["doveadm", "-c", str(wrapper), "reload"], netns=namespace(lab_host))
+            configs.setdefault(lab_host, runtime_dir(lab_host) / "postfix")
+    for lab_host, config in configs.items():
+        run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
 
 
-def logs(host_name: str | None = None) -> str:
-    chosen = [find_host(host_name)] if host_name else list(HOSTS)
-    parts = []
-    for lab_host in chosen:
-        for log in sorted((runtime_dir(lab_host) / "log").glob("*.log")) + sorted(runtime_dir(lab_host).glob("*.log")):
-            parts.append(f"==> {lab_host.name}: {log.name} <==\n{log.read_text(errors='replace')}")
-    return "\n".join(parts)
-
-
-def status() -> dict:
-    """What ``lab status --json`` prints, as written when the lab came up."""
-    if not STATUS_FILE.exists():
-        return {"backend": "native", "up": False}
-    return json.loads(STATUS_FILE.read_text())
-
-
-def write_status() -> None:
-    """Describe the running lab in a file anyone on this machine may read (the notebooks do).
-
-    It holds the lab-only passwords: they open nothing but this lab's mailboxes.
-    """
-    state = json.loads(STATE_FILE.read_text())
-    described = {
-        "backend": "native",
-        "up": True,
-        "ca_file": str(LAB_FILES / "ca.pem"),
-        "wiretap": {"host": WIRETAP.name, "mode": state["wiretap"], "transcript": str(transcript_path())},
-        "services": [
-            {"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
-            for h in HOSTS for s in h.services
-        ],
-        "users": [{"login": u.login, "password": u.password} for u in read_users(LAB_FILES)],
-    }
-    STATUS_FILE.write_text(json.dumps(described, indent=2) + "\n")
-    os.chmod(STATUS_FILE, 0o644)
-
-
-def silent_ports(hosts: list[Host] | None = None) -> list[str]:
-    silent = []
-    for lab_host in hosts or HOSTS:
-        for service in lab_host.services:
-            try:
-                socket.create_connection((address(lab_host), service.port), timeout=1).close()
-            except OSError as error:
-                silent.append(f"{lab_host.name}:{service.port} ({service.name}): {error.strerror or error}")
-    return silent
-
-
-def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not silent_ports(hosts):
-            return True
-        time.sleep(0.2)
-    return False
-
+def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:
+    """Run a Postfix command (postsuper, postqueue, ...) on a host, with that host's configuration."""
+    config = runtime_dir(lab_host) / "postfix"
+    return run([command[0], "-c", str(config), *command[1:]], netns=namespace(lab_host), check=False)

@@ -1,0 +1,174 @@
+"""What every backend shares: the lab network's addresses, the lab's state, and its description.
+
+Both backends give each host the same address on 198.18.0.0/24 and the standard ports, and
+both keep the lab's generated files in ``/run/mailtls`` on this machine, so ``lab status``,
+the logs and the wiretap's transcript look the same whichever backend runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from mailtls.backends import LabError
+from mailtls.hosts import HOSTS, LAB_FILES, Host
+from mailtls.hosts import host as find_host
+from mailtls.provision import read_users
+
+NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
+GATEWAY = NETWORK.network_address + 1
+STATE_FILE = LAB_FILES / "lab.json"  # which backend runs, from which labs/ folder, wiretap mode
+STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
+WIRETAP = next(h for h in HOSTS if h.wiretap_for)
+WIRETAP_MODES = ("pass", "record", "strip")
+
+
+def address(host: Host) -> str:
+    return str(NETWORK.network_address + host.octet)
+
+
+def runtime_dir(host: Host) -> Path:
+    """The host's folder on this machine: its logs (and, natively, its queue and state)."""
+    return LAB_FILES / "hosts" / host.name
+
+
+def transcript_path() -> Path:
+    return LAB_FILES / "transcripts" / "wiretap.jsonl"
+
+
+def run(command: list[str], *, check: bool = True, netns: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command (inside a network namespace if given); on failure, raise with its own words."""
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    # Output goes to a file, not a pipe: a daemon that forks keeps its pipes open, and reading
+    # them would wait for it to exit.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        returncode = subprocess.run(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **(env or {})}).returncode
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(command, returncode, out.read(), err.read())
+    if check and done.returncode != 0:
+        said = (done.stderr + done.stdout).strip()
+        raise LabError(f"`{' '.join(command)}` failed:\n{said}")
+    return done
+
+
+# -- The lab's state ------------------------------------------------------------------------------
+
+
+def state() -> dict:
+    """What the running lab recorded about itself; {} when no lab is up."""
+    try:
+        return json.loads(STATE_FILE.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def save_state(**changes: str) -> None:
+    STATE_FILE.write_text(json.dumps({**state(), **changes}) + "\n")
+
+
+def labs_in_use() -> Path:
+    """The labs/ folder the running lab was started from (reload must read the same one)."""
+    return Path(state()["labs"])
+
+
+def prepare_lab_files(labs: Path, backend: str) -> None:
+    """The lab's generated files and state, before any host starts."""
+    from mailtls.provision import provision
+
+    provision(LAB_FILES, {h.name: address(h) for h in HOSTS})
+    for lab_host in HOSTS:
+        (runtime_dir(lab_host) / "log").mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps({"backend": backend, "labs": str(labs.resolve()), "wiretap": "pass"}) + "\n")
+    (LAB_FILES / "wiretap.mode").write_text("pass\n")
+
+
+# -- Describing and waiting -----------------------------------------------------------------------
+
+
+def write_status() -> None:
+    """Describe the running lab in a file anyone on this machine may read (the notebooks do).
+
+    It holds the lab-only passwords: they open nothing but this lab's mailboxes.
+    """
+    described = {
+        "backend": state()["backend"],
+        "up": True,
+        "ca_file": str(LAB_FILES / "ca.pem"),
+        "wiretap": {"host": WIRETAP.name, "mode": state()["wiretap"], "transcript": str(transcript_path())},
+        "services": [
+            {"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
+            for h in HOSTS for s in h.services
+        ],
+        "users": [{"login": u.login, "password": u.password} for u in read_users(LAB_FILES)],
+    }
+    STATUS_FILE.write_text(json.dumps(described, indent=2) + "\n")
+    os.chmod(STATUS_FILE, 0o644)
+
+
+def status() -> dict:
+    """What ``lab status --json`` prints, as written when the lab came up."""
+    if not STATUS_FILE.exists():
+        return {"up": False}
+    return json.loads(STATUS_FILE.read_text())
+
+
+def silent_ports(hosts: list[Host] | None = None) -> list[str]:
+    silent = []
+    for lab_host in hosts or HOSTS:
+        for service in lab_host.services:
+            try:
+                socket.create_connection((address(lab_host), service.port), timeout=1).close()
+            except OSError as error:
+                silent.append(f"{lab_host.name}:{service.port} ({service.name}): {error.strerror or error}")
+    return silent
+
+
+def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not silent_ports(hosts):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def check_wiretap_mode(mode: str) -> None:
+    if mode not in WIRETAP_MODES:
+        raise LabError(f"wiretap mode must be pass, record or strip, not {mode!r}")
+
+
+def wait_for_wiretap(read_log, timeout: float = 20.0) -> None:
+    """Wait for the wiretap's "listening" line: probing its ports would put noise in the transcript.
+
+    ``read_log`` returns what the wiretap has printed since it was started.
+    """
+    deadline = time.monotonic() + timeout
+    said = ""
+    while time.monotonic() < deadline:
+        said = read_log()
+        if "wiretap in" in said:
+            return
+        if "error:" in said or "Traceback" in said:
+            break
+        time.sleep(0.05)
+    raise LabError("the wiretap did not start:\n" + said[-2000:])
+
+
+def logs(host_name: str | None = None) -> str:
+    """The hosts' log files, one after the other (or one host's)."""
+    chosen = [find_host(host_name)] if host_name else list(HOSTS)
+    parts = []
+    for lab_host in chosen:
+        for log in sorted(runtime_dir(lab_host).rglob("*.log")):
+            parts.append(f"==> {lab_host.name}: {log.name} <==\n{log.read_text(errors='replace')}")
+    return "\n".join(parts)

@@ -1,0 +1,235 @@
+"""The containers backend: each lab host in a container, with Podman (or Docker) and compose.
+
+The containers run ``labs/compose.yaml``: one image (``labs/images/host``) for every host,
+each host's files from ``labs/hosts/HOST/`` mounted read-only, and the lab's generated files
+in ``/run/mailtls`` shared with this machine, so that status, logs, mailboxes and the wiretap's
+transcript are where the native backend puts them too.
+
+No container registry is needed. The base image, ``debian:bookworm-slim``, is made here when
+it is missing, with ``debootstrap`` from the Debian mirror that apt on this machine uses; the
+image's own ``apt-get`` then installs Postfix and Dovecot from that same mirror.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mailtls.backends import LabError
+from mailtls.backends.common import (
+    LAB_FILES, all_ports_answer, check_wiretap_mode, labs_in_use, prepare_lab_files, run, save_state,
+    silent_ports, state, transcript_path, wait_for_wiretap, write_status,
+)
+from mailtls.hosts import HOSTS, LABS, Host
+
+BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
+IMAGE = "localhost/mailtls-host:latest"
+PROJECT = "mailtls"
+SOURCE = Path(__file__).resolve().parents[2]  # src/, mounted into the wiretap's container
+READY_TIMEOUT = 90.0
+
+
+def is_up() -> bool:
+    return state().get("backend") == "containers"
+
+
+# -- The engine -----------------------------------------------------------------------------------
+
+
+def engine() -> str | None:
+    """"podman" or "docker", whichever answers first; None if neither does."""
+    for name in ("podman", "docker"):
+        if shutil.which(name) and run([name, "info"], check=False, env=engine_env(name)).returncode == 0:
+            return name
+    return None
+
+
+def engine_env(name: str) -> dict[str, str]:
+    settings = {"MAILTLS_FILES": str(LAB_FILES), "MAILTLS_SRC": str(SOURCE)}
+    if name == "podman":  # this project's Podman settings, leaving the machine's own alone
+        settings["CONTAINERS_CONF"] = str(LABS / "containers" / "containers.conf")
+    return settings
+
+
+def compose_command(name: str) -> list[str]:
+    if name == "docker":
+        return ["docker", "compose"]
+    beside_python = Path(sys.executable).parent / "podman-compose"
+    found = str(beside_python) if beside_python.exists() else shutil.which("podman-compose")
+    if not found:
+        raise LabError("podman-compose is missing: `pip install podman-compose` (make does this in .venv)")
+    return [found]
+
+
+def compose(name: str, labs: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([*compose_command(name), "-f", str(labs / "compose.yaml"), "-p", PROJECT, *args],
+               check=check, env=engine_env(name))
+
+
+def require_engine() -> str:
+    name = engine()
+    if name is None:
+        raise LabError(
+            "no container engine answers: install Podman (apt-get install podman netavark aardvark-dns "
+            "iptables runc) or Docker, or use the native backend (--backend native, as root on Linux)"
+        )
+    if name == "podman" and os.geteuid() != 0:
+        raise LabError("the lab needs rootful Podman (this machine reaches the containers' addresses): use sudo")
+    return name
+
+
+# -- Images ---------------------------------------------------------------------------------------
+
+
+def debian_mirror(codename: str = "bookworm") -> str:
+    """The Debian mirror apt on this machine is configured with (never written into the project)."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in Path(path).read_text().split("\n\n"):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
+            if "deb" in fields.get("Types", "").split() and codename in fields.get("Suites", "").split():
+                return fields["URIs"].split()[0]
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+        if Path(path).exists():
+            for line in Path(path).read_text().splitlines():
+                match = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s", line)
+                if match and match[2] == codename:
+                    return match[1]
+    raise LabError(f"no Debian {codename} mirror in /etc/apt/sources.list*: the base image cannot be made")
+
+
+def ensure_base_image(name: str, on_progress) -> None:
+    if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name)).returncode == 0:
+        return
+    if not shutil.which("debootstrap"):
+        raise LabError(f"{BASE_IMAGE} is missing and debootstrap is not installed (apt-get install debootstrap)")
+    on_progress(f"base image {BASE_IMAGE}: debootstrap from this machine's Debian mirror")
+    with tempfile.TemporaryDirectory(prefix="mailtls-base-") as scratch:
+        root = Path(scratch) / "root"
+        run(["debootstrap", "--variant=minbase", "bookworm", str(root), debian_mirror()])
+        for trimmed in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+            for item in (root / trimmed).glob("*"):
+                if item.is_dir():
+                    shutil.rmtree(item)
+                elif item.name != "lock":
+                    item.unlink()
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        imported = subprocess.run([name, "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True,
+                                  text=True, env={**os.environ, **engine_env(name)})
+        tar.wait()
+        if imported.returncode != 0:
+            raise LabError(f"importing the base image failed:\n{imported.stderr}")
+
+
+def image_digest(labs: Path) -> str:
+    """A fingerprint of the image's build context, stored as a label to know when to rebuild."""
+    digest = hashlib.sha256()
+    for path in sorted((labs / "images" / "host").rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_image(name: str, labs: Path, on_progress) -> None:
+    wanted = image_digest(labs)
+    inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}", IMAGE],
+                    check=False, env=engine_env(name))
+    if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
+        return
+    on_progress(f"image {IMAGE}: building (Postfix and Dovecot from Debian)")
+    pull = ["--pull=never"] if name == "podman" else []
+    run([name, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", IMAGE, str(labs / "images" / "host")],
+        env=engine_env(name))
+
+
+# -- Up, down, reload -----------------------------------------------------------------------------
+
+
+def up(labs: Path = LABS, on_progress=print) -> dict:
+    """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
+    if is_up():
+        if all_ports_answer(timeout=5):
+            return state()
+        down()
+    if state():
+        raise LabError(f"a {state()['backend']} lab is up: `python -m mailtls lab down` first")
+    name = require_engine()
+    try:
+        ensure_base_image(name, on_progress)
+        ensure_image(name, labs, on_progress)
+        on_progress("lab files: CA, certificates, users")
+        prepare_lab_files(labs, "containers")
+        save_state(engine=name)
+        on_progress(f"containers: {', '.join(h.name for h in HOSTS)}")
+        compose(name, labs, "up", "-d")
+        if not all_ports_answer(timeout=READY_TIMEOUT):
+            said = compose(name, labs, "logs", check=False)
+            raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports())
+                           + "\n" + (said.stdout + said.stderr)[-3000:])
+        write_status()
+    except BaseException:
+        down()
+        raise
+    return state()
+
+
+def down() -> None:
+    """Remove the containers, their network and the lab's files; quiet when nothing is up."""
+    name = state().get("engine") or engine()
+    labs = Path(state().get("labs") or LABS)
+    if name is not None:
+        compose(name, labs, "down", check=False)
+    if is_up() or not state():
+        shutil.rmtree(LAB_FILES, ignore_errors=True)
+
+
+def postfix_hosts() -> list[Host]:
+    return [h for h in HOSTS if h.postfix]
+
+
+def reload() -> None:
+    """Apply edited files under labs/ in every container; a file Postfix or Dovecot refuses is reported."""
+    if not is_up():
+        raise LabError("no containers lab is up: run `python -m mailtls lab up --backend containers` first")
+    name, labs = state()["engine"], labs_in_use()
+
+    def reload_host(lab_host: Host) -> None:
+        done = compose(name, labs, "exec", "-T", lab_host.short, "mailtls-host", "reload", check=False)
+        if done.returncode != 0:
+            raise LabError(f"Postfix or Dovecot refuses the configuration of {lab_host.name} "
+                           f"({lab_host.config_dir(labs)}):\n{(done.stderr + done.stdout).strip()}")
+
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        list(pool.map(reload_host, postfix_hosts()))
+
+
+def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:
+    """Run a Postfix command (postsuper, postqueue, ...) on a host."""
+    return compose(state()["engine"], labs_in_use(), "exec", "-T", lab_host.short, *command, check=False)
+
+
+def set_wiretap_mode(mode: str) -> None:
+    """Restart the wiretap's container in another mode, with an empty transcript."""
+    check_wiretap_mode(mode)
+    if not is_up():
+        raise LabError("no containers lab is up: run `python -m mailtls lab up --backend containers` first")
+    name, labs = state()["engine"], labs_in_use()
+    before = compose(name, labs, "logs", "mitm", check=False).stdout.count("wiretap in")
+    (LAB_FILES / "wiretap.mode").write_text(mode + "\n")
+    transcript_path().unlink(missing_ok=True)
+    compose(name, labs, "restart", "mitm")
+
+    def said_since() -> str:
+        logs = compose(name, labs, "logs", "mitm", check=False).stdout
+        return logs if logs.count("wiretap in") > before else ""
+
+    wait_for_wiretap(said_since)
+    save_state(wiretap=mode)
+    write_status()
