@@ -1,6 +1,8 @@
-"""How long the native lab takes to come up and go down, next to Postfix and Dovecot alone.
+"""How long the lab takes to come up and go down, on both backends, next to Postfix and Dovecot alone.
 
-- ``lab up`` / ``lab down`` with the native backend (namespaces, CA, five hosts), a few times;
+- containers: ``lab up`` cold (base image and lab image absent: debootstrap, build) and warm,
+  and ``lab down``;
+- native: ``lab up`` / ``lab down`` (namespaces, CA, five hosts), a few times;
 - "bare": one Postfix and one Dovecot started by hand in one namespace from mail.lab.test's
   files, timed until their ports answer: the floor that the lab's orchestration adds to;
 - the memory of a running lab (resident memory of every process in the lab's namespaces).
@@ -14,12 +16,12 @@ import os
 import platform
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from mailtls.backends import native
+from mailtls.backends import containers, native
+from mailtls.backends.common import LAB_FILES, run, state
 from mailtls.hosts import MAIL
 
 ROUNDS = 3
@@ -66,17 +68,17 @@ def bare_start() -> float:
     scratch = Path(tempfile.mkdtemp(prefix="mailtls-bench-"))
     scratch.chmod(0o755)  # Postfix's daemons run as "postfix" and must reach the queue
     try:
-        native.run(["ip", "netns", "add", ns])
-        native.run(["ip", "link", "add", "mtls-bench0", "type", "veth", "peer", "name", "eth0", "netns", ns])
-        native.run(["ip", "addr", "add", "198.18.1.1/24", "dev", "mtls-bench0"])
-        native.run(["ip", "link", "set", "mtls-bench0", "up"])
-        native.run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"], netns=ns)
+        run(["ip", "netns", "add", ns])
+        run(["ip", "link", "add", "mtls-bench0", "type", "veth", "peer", "name", "eth0", "netns", ns])
+        run(["ip", "addr", "add", "198.18.1.1/24", "dev", "mtls-bench0"])
+        run(["ip", "link", "set", "mtls-bench0", "up"])
+        run(["ip", "addr", "add", f"{address}/24", "dev", "eth0"], netns=ns)
         for link in ("lo", "eth0"):
-            native.run(["ip", "link", "set", link, "up"], netns=ns)
+            run(["ip", "link", "set", link, "up"], netns=ns)
         # The lab files (certificates, users) the configuration names, and a Postfix copy.
         from mailtls.provision import provision
 
-        provision(native.LAB_FILES, {MAIL.name: address})
+        provision(LAB_FILES, {MAIL.name: address})
         config = scratch / "postfix"
         config.mkdir()
         for name in ("main.cf", "master.cf"):
@@ -84,7 +86,7 @@ def bare_start() -> float:
         for folder in ("spool", "data", "log"):
             (scratch / folder).mkdir()
         shutil.chown(scratch / "data", "postfix", "postfix")
-        native.run(["postconf", "-c", str(config), "-e", f"queue_directory={scratch / 'spool'}",
+        run(["postconf", "-c", str(config), "-e", f"queue_directory={scratch / 'spool'}",
                     f"data_directory={scratch / 'data'}", f"maillog_file={scratch / 'log' / 'postfix.log'}",
                     f"maillog_file_prefixes={scratch / 'log'}"])
         wrapper = scratch / "dovecot.conf"
@@ -92,34 +94,50 @@ def bare_start() -> float:
         wrapper.write_text(f"!include {MAIL.config_dir() / 'dovecot.conf'}\nbase_dir = {scratch / 'dovecot'}\n"
                            f"state_dir = {scratch / 'dovecot'}\nlog_path = {scratch / 'log' / 'dovecot.log'}\n")
         start = time.perf_counter()
-        native.run(["postfix", "-c", str(config), "start"], netns=ns)
-        native.run(["dovecot", "-c", str(wrapper)], netns=ns)
+        run(["postfix", "-c", str(config), "start"], netns=ns)
+        run(["dovecot", "-c", str(wrapper)], netns=ns)
         wait_for(address, [25, 587, 465, 143, 993])
         elapsed = time.perf_counter() - start
-        native.run(["postfix", "-c", str(config), "stop"], netns=ns, check=False)
+        run(["postfix", "-c", str(config), "stop"], netns=ns, check=False)
         native.stop_by_pid_file(scratch / "dovecot" / "master.pid")
         return elapsed
     finally:
-        native.run(["ip", "netns", "del", ns], check=False)
-        native.run(["ip", "link", "del", "mtls-bench0"], check=False)
-        shutil.rmtree(native.LAB_FILES, ignore_errors=True)
+        run(["ip", "netns", "del", ns], check=False)
+        run(["ip", "link", "del", "mtls-bench0"], check=False)
+        shutil.rmtree(LAB_FILES, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def measure_backend(backend, label: str) -> None:
+    ups, downs = [], []
+    for _ in range(ROUNDS):
+        ups.append(timed(lambda: backend.up(on_progress=lambda m: None)))
+        if len(ups) == 1:
+            kib, count = lab_memory_kib()
+            print(f"{label}: memory of a running lab: {kib / 1024:.0f} MiB resident in {count} processes "
+                  "(shared pages counted once per process)")
+        downs.append(timed(backend.down))
+    print(f"{label} lab up (until every port answers): {', '.join(f'{t:.1f}' for t in ups)} s")
+    print(f"{label} lab down: {', '.join(f'{t:.1f}' for t in downs)} s")
+
+
+def remove_container_images() -> None:
+    name = containers.require_engine()
+    for image in (containers.IMAGE, containers.BASE_IMAGE):
+        run([name, "rmi", "-f", image], check=False, env=containers.engine_env(name))
 
 
 def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
-    if native.is_up():
+    if state():
         raise SystemExit("a lab is up: stop it first (python -m mailtls lab down)")
-    ups, downs = [], []
-    for _ in range(ROUNDS):
-        ups.append(timed(lambda: native.up(on_progress=lambda m: None)))
-        if len(ups) == 1:
-            kib, count = lab_memory_kib()
-            print(f"memory of a running lab: {kib / 1024:.0f} MiB resident in {count} processes "
-                  "(shared pages counted once per process)")
-        downs.append(timed(native.down))
-    print(f"native lab up (until every port answers): {', '.join(f'{t:.1f}' for t in ups)} s")
-    print(f"native lab down: {', '.join(f'{t:.1f}' for t in downs)} s")
+    if containers.engine() is not None:
+        remove_container_images()
+        cold = timed(lambda: containers.up(on_progress=lambda m: None))
+        containers.down()
+        print(f"containers lab up, cold (debootstrap the base image, build the lab image): {cold:.1f} s")
+        measure_backend(containers, "containers (warm)")
+    measure_backend(native, "native")
     bare = [bare_start() for _ in range(ROUNDS)]
     print(f"bare Postfix + Dovecot start (mail.lab.test's files, one namespace): {', '.join(f'{t:.1f}' for t in bare)} s")
 

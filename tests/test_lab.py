@@ -92,6 +92,21 @@ def test_no_tls_1_1_where_tls_is_mandatory(lab, port: int) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("port", [143, 993])
+def test_no_tls_1_1_on_imap(lab, port: int) -> None:
+    """Dovecot's ssl_min_protocol = TLSv1.2, for STARTTLS on 143 and implicit TLS on 993 alike."""
+    with pytest.raises(ssl.SSLError, match="(?i)protocol.version"):
+        if port == 993:
+            imaplib.IMAP4_SSL(mail(lab), port, ssl_context=tls_1_1_only(lab), timeout=10)
+        else:
+            client = imaplib.IMAP4(mail(lab), port, timeout=10)
+            try:
+                client.starttls(ssl_context=tls_1_1_only(lab))
+            finally:
+                client.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_opportunistic_port_25_still_accepts_tls_1_1(lab) -> None:
     """Postfix 3.7's default smtpd_tls_protocols (>=TLSv1) is left alone on the MX, as the course says."""
     with smtplib.SMTP(mail(lab), 25, timeout=10) as client:
