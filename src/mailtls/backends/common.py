@@ -81,6 +81,22 @@ def labs_in_use() -> Path:
     return Path(state()["labs"])
 
 
+def already_up(backend: str, down) -> bool:
+    """Whether ``up`` has nothing to do: this backend's lab is up and answering.
+
+    A lab of this backend that no longer answers is taken down (with ``down``) so that ``up``
+    starts afresh; a lab of the other backend is an error, since both use the same network.
+    """
+    running = state().get("backend")
+    if running == backend:
+        if all_ports_answer(timeout=5):
+            return True
+        down()
+    elif running:
+        raise LabError(f"a {running} lab is up: `python -m mailtls lab down` first")
+    return False
+
+
 def prepare_lab_files(labs: Path, backend: str) -> None:
     """The lab's generated files and state, before any host starts."""
     from mailtls.provision import provision

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    LAB_FILES, all_ports_answer, check_wiretap_mode, labs_in_use, prepare_lab_files, run, save_state,
-    silent_ports, state, transcript_path, wait_for_wiretap, write_status,
+    LAB_FILES, all_ports_answer, already_up, check_wiretap_mode, labs_in_use, prepare_lab_files, run,
+    save_state, silent_ports, state, transcript_path, wait_for_wiretap, write_status,
 )
 from mailtls.hosts import HOSTS, LABS, Host
 
@@ -154,12 +154,8 @@ def ensure_image(name: str, labs: Path, on_progress) -> None:
 
 def up(labs: Path = LABS, on_progress=print) -> dict:
     """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
-    if is_up():
-        if all_ports_answer(timeout=5):
-            return state()
-        down()
-    if state():
-        raise LabError(f"a {state()['backend']} lab is up: `python -m mailtls lab down` first")
+    if already_up("containers", down):
+        return state()
     name = require_engine()
     try:
         ensure_base_image(name, on_progress)

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    GATEWAY, LAB_FILES, NETWORK, WIRETAP, address, all_ports_answer, check_wiretap_mode, labs_in_use,
-    prepare_lab_files, run, runtime_dir, save_state, silent_ports, state, transcript_path, wait_for_wiretap,
+    GATEWAY, LAB_FILES, NETWORK, WIRETAP, address, all_ports_answer, already_up, check_wiretap_mode,
+    labs_in_use, prepare_lab_files, run, runtime_dir, save_state, silent_ports, state, transcript_path, wait_for_wiretap,
     write_status,
 )
 from mailtls.hosts import HOSTS, LABS, Host, Service
@@ -76,12 +76,8 @@ def is_up() -> bool:
 
 def up(labs: Path = LABS, on_progress=print) -> dict:
     """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
-    if is_up():
-        if all_ports_answer(timeout=5):
-            return state()
-        down()
-    if state():
-        raise LabError(f"a {state()['backend']} lab is up: `python -m mailtls lab down` first")
+    if already_up("native", down):
+        return state()
     preflight()
     try:
         on_progress("lab files: CA, certificates, users")
