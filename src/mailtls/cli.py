@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return lab_command(args)
-    except (LabError, KeyError) as error:
-        print(f"error: {str(error).strip(chr(39))}", file=sys.stderr)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyError as error:  # an unknown host name; str() of a KeyError would quote it
+        print(f"error: {error.args[0]}", file=sys.stderr)
         return 1

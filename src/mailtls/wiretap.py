@@ -307,10 +307,6 @@ class Wiretap:
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)
 
-    def port(self, route: Route) -> int:
-        """The port a route listens on (useful when it was asked for port 0)."""
-        return self.servers[self.routes.index(route)].sockets[0].getsockname()[1]
-
     async def stop(self) -> None:
         for server in self.servers:
             server.close()

@@ -20,13 +20,14 @@ from mailtls.backends import LabError
 from mailtls.hosts import HOSTS, LAB_FILES, Host
 from mailtls.hosts import host as find_host
 from mailtls.provision import read_users
+from mailtls.wiretap import Mode
 
 NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
 GATEWAY = NETWORK.network_address + 1
 STATE_FILE = LAB_FILES / "lab.json"  # which backend runs, from which labs/ folder, wiretap mode
 STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
 WIRETAP = next(h for h in HOSTS if h.wiretap_for)
-WIRETAP_MODES = ("pass", "record", "strip")
+WIRETAP_MODES = tuple(mode.value for mode in Mode)
 
 
 def address(host: Host) -> str:
@@ -160,7 +161,7 @@ def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
 
 def check_wiretap_mode(mode: str) -> None:
     if mode not in WIRETAP_MODES:
-        raise LabError(f"wiretap mode must be pass, record or strip, not {mode!r}")
+        raise LabError(f"wiretap mode must be {', '.join(WIRETAP_MODES)}, not {mode!r}")
 
 
 def wait_for_wiretap(read_log, timeout: float = 20.0) -> None:

@@ -186,10 +186,6 @@ def down() -> None:
         shutil.rmtree(LAB_FILES, ignore_errors=True)
 
 
-def postfix_hosts() -> list[Host]:
-    return [h for h in HOSTS if h.postfix]
-
-
 def reload() -> None:
     """Apply edited files under labs/ in every container; a file Postfix or Dovecot refuses is reported."""
     if not is_up():
@@ -203,7 +199,7 @@ def reload() -> None:
                            f"({lab_host.config_dir(labs)}):\n{(done.stderr + done.stdout).strip()}")
 
     with concurrent.futures.ThreadPoolExecutor() as pool:
-        list(pool.map(reload_host, postfix_hosts()))
+        list(pool.map(reload_host, [h for h in HOSTS if h.postfix]))
 
 
 def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:

@@ -269,7 +269,7 @@ def set_wiretap_mode(mode: str) -> None:
     write_status()
 
 
-# -- Down, reload, status -------------------------------------------------------------------------
+# -- Down and reload -----------------------------------------------------------------------------
 
 
 def stop_by_pid_file(pid_file: Path, timeout: float = 10.0) -> None:
@@ -319,7 +319,8 @@ def down() -> None:
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
     if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
         run(["ip", "link", "del", BRIDGE], check=False)
-    shutil.rmtree(LAB_FILES, ignore_errors=True)
+    if is_up() or not state():  # never the files of a containers lab
+        shutil.rmtree(LAB_FILES, ignore_errors=True)
 
 
 def reload() -> None:
