@@ -36,7 +36,7 @@ project = EDITIONS["en"]["project"]
 
 extensions = [
     # Third party
-    "myst_parser",  # MyST Markdown for every page
+    "myst_nb",  # MyST Markdown for every page, and the notebooks (MyST-NB includes myst_parser)
     "sphinx_design",  # cards, tabs, dropdowns
     "sphinx_copybutton",  # copy buttons that leave prompts and output behind
     "sphinx.ext.extlinks",  # {postconf}`parameter` links to postconf(5)
@@ -44,11 +44,13 @@ extensions = [
     "sequence_diagram",  # {sequence-diagram}: protocol exchanges as inline SVG
     "mailconf_lexers",  # highlighting for main.cf, master.cf, lookup tables, dovecot.conf
     "language_switch",  # every page links to itself in the other language
+    "notebook_pages",  # notebooks executed against the lab, or shown without outputs; downloads
 ]
 
 # -- Sources -------------------------------------------------------------------------------
 
-source_suffix = {".md": "markdown"}
+# Markdown pages, and MyST Markdown notebooks (a `kernelspec` in their front matter) in
+# notebooks/, which docs/LANG/notebooks links to. MyST-NB registers the suffixes.
 root_doc = "index"
 templates_path = [str(HERE / "docs" / "_templates")]
 exclude_patterns: list[str] = []
@@ -61,6 +63,24 @@ myst_enable_extensions = [
     "fieldlist",
 ]
 myst_heading_anchors = 3
+
+# -- Notebooks (MyST-NB) -------------------------------------------------------------------
+# notebook_pages decides whether to execute (MAILTLS_NOTEBOOKS=auto|execute|off; auto executes
+# when a lab answers) and says on each page which servers produced the outputs.
+
+nb_execution_timeout = 120  # seconds per cell; a relay's deferral takes a few
+nb_execution_raise_on_error = True  # a failing assert in a notebook fails the build
+nb_execution_show_tb = True
+nb_merge_streams = True
+notebook_chapters = {  # notebook -> its chapter; each page links to the other
+    "smtp": "mail-and-tls/index",
+    "postfix-server": "postfix-server/index",
+    "postfix-client": "postfix-client/index",
+    "certificates": "postfix-client/index",
+    "imap": "imap/index",
+    "submission": "submission/index",
+    "attacks": "attacks/index",
+}
 
 # -- Cross-references and checks -----------------------------------------------------------
 

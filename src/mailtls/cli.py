@@ -66,7 +66,7 @@ def lab_command(args: argparse.Namespace) -> int:
         else:
             print_status(described)
     elif args.action == "wiretap":
-        running_backend().set_wiretap_mode(args.mode)
+        common.set_wiretap_mode(args.mode)
         print(f"The wiretap on mitm.lab.test is now in {args.mode} mode.")
     return 0
 

@@ -1,11 +1,15 @@
-"""Find the running lab from Python: its hosts, ports, CA and lab-only users.
+"""Find the running lab from Python: its hosts, ports, CA, lab-only users, logs and wiretap.
 
 This is the one call the notebooks make besides the standard library::
 
     from mailtls.lab import connect
     lab = connect()
-    server = smtplib.SMTP(lab.address("mail.lab.test"), 587)
+    server = smtplib.SMTP("mail.lab.test", 587)
     server.starttls(context=lab.ssl_context())
+
+The lab has no DNS server that this machine asks, so ``connect()`` teaches this Python process
+the lab's host names, as an ``/etc/hosts`` entry would: the cells then read exactly as they would
+against a real server, and TLS checks the real name.
 
 The description comes from ``lab status --json`` (the file ``/run/mailtls/status.json``), so a
 notebook needs no privileges and does not care which backend runs the lab.
@@ -13,14 +17,17 @@ notebook needs no privileges and does not care which backend runs the lab.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailtls.hosts import LAB_FILES
-from mailtls.wiretap import read_transcript
+from mailtls.wiretap import Mode, read_transcript
 
 STATUS_FILE = LAB_FILES / "status.json"
 
@@ -51,6 +58,13 @@ class Lab:
     services: tuple[Endpoint, ...]
     users: tuple[User, ...]
     wiretap: dict[str, Any]
+    servers: dict[str, str] = field(default_factory=dict)  # {"postfix": "3.7.11", "dovecot": ...}
+    logs: dict[str, str] = field(default_factory=dict)  # host name -> its Postfix log file
+
+    def __str__(self) -> str:
+        """One line saying which servers answer: the notebooks print it above their outputs."""
+        versions = ", ".join(f"{name.capitalize()} {version}" for name, version in self.servers.items())
+        return f"lab on the {self.backend} backend: {versions}"
 
     def endpoint(self, host: str, service: str) -> Endpoint:
         for endpoint in self.services:
@@ -69,23 +83,81 @@ class Lab:
         """A client context that trusts the lab's CA and nothing else, and checks host names."""
         return ssl.create_default_context(cafile=str(self.ca_file))
 
+    def log(self, host: str) -> str:
+        """The Postfix log of a host (``relay.lab.test``), as its administrator would read it."""
+        return Path(self.logs[host]).read_text(errors="replace")
+
+    # -- The wiretap on mitm.lab.test --------------------------------------------------------
+
     def transcript(self) -> list[dict[str, Any]]:
-        """What the wiretap recorded so far (in its record and strip modes)."""
+        """What the wiretap recorded so far (in its record and strip modes), oldest first."""
         return read_transcript(Path(self.wiretap["transcript"]))
+
+    @property
+    def wiretap_mode(self) -> str:
+        return Path(self.wiretap["mode_file"]).read_text().strip()
+
+    def set_wiretap_mode(self, mode: str) -> None:
+        """Switch the wiretap to ``pass``, ``record`` or ``strip``; the next connection uses it."""
+        Mode(mode)  # a ValueError names a mode that does not exist
+        try:
+            Path(self.wiretap["mode_file"]).write_text(mode + "\n")
+        except PermissionError:
+            raise PermissionError(
+                f"only the lab's owner may switch the wiretap: run `sudo python -m mailtls lab wiretap {mode}`"
+            ) from None
+
+    @contextlib.contextmanager
+    def through_wiretap(self) -> Iterator[None]:
+        """Inside this block, the name of the server the wiretap watches leads to the wiretap.
+
+        This is what an attacker on the path (a spoofed DNS answer, a hostile Wi-Fi) does: the
+        client still asks for ``mail.lab.test`` and TLS still checks that name; only the
+        packets go through ``mitm.lab.test``.
+        """
+        target = self.wiretap["target"]
+        real = _LAB_NAMES[target]
+        _LAB_NAMES[target] = self.address(self.wiretap["host"])
+        try:
+            yield
+        finally:
+            _LAB_NAMES[target] = real
 
 
 def connect(status_file: Path = STATUS_FILE) -> Lab:
-    """The running lab, as described by ``lab status --json``."""
+    """The running lab, as described by ``lab status --json``; its host names now resolve here."""
     try:
         status = json.loads(status_file.read_text())
     except FileNotFoundError:
         raise LabNotRunning("no lab is running: start one with `python -m mailtls lab up`") from None
     if not status.get("up"):
         raise LabNotRunning("no lab is running: start one with `python -m mailtls lab up`")
-    return Lab(
+    lab = Lab(
         backend=status["backend"],
         ca_file=Path(status["ca_file"]),
         services=tuple(Endpoint(**s) for s in status["services"]),
         users=tuple(User(**u) for u in status["users"]),
         wiretap=status["wiretap"],
+        servers=status.get("servers", {}),
+        logs=status.get("logs", {}),
     )
+    resolve_lab_names({e.host: e.address for e in lab.services})
+    return lab
+
+
+# -- The lab's host names in this process ----------------------------------------------------------
+
+_LAB_NAMES: dict[str, str] = {}
+_system_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host, port, *args, **kwargs):  # same signature as socket.getaddrinfo
+    if isinstance(host, str):
+        host = _LAB_NAMES.get(host.lower().rstrip("."), host)
+    return _system_getaddrinfo(host, port, *args, **kwargs)
+
+
+def resolve_lab_names(names: dict[str, str]) -> None:
+    """Make ``socket`` (and so smtplib and imaplib) resolve these names to these addresses."""
+    _LAB_NAMES.update(names)
+    socket.getaddrinfo = _getaddrinfo

@@ -278,11 +278,18 @@ async def readline(reader: asyncio.StreamReader) -> bytes:
 
 
 class Wiretap:
-    """All the routes of one wiretap, sharing a mode and a transcript."""
+    """All the routes of one wiretap, sharing a mode and a transcript.
 
-    def __init__(self, routes: list[Route], mode: Mode, transcript: Path | None = None) -> None:
+    With a ``mode_file``, each new connection takes the mode written there, so the mode can change
+    (``lab wiretap strip``, or a notebook's ``lab.set_wiretap_mode("strip")``) without a restart
+    that would drop the sessions in progress.
+    """
+
+    def __init__(self, routes: list[Route], mode: Mode, transcript: Path | None = None,
+                 mode_file: Path | None = None) -> None:
         self.routes = routes
         self.mode = mode
+        self.mode_file = mode_file
         self.transcript = Transcript(transcript)
         self.servers: list[asyncio.Server] = []
         self._numbers = itertools.count(1)
@@ -301,8 +308,15 @@ class Wiretap:
             await self.stop()
             raise
 
+    def current_mode(self) -> Mode:
+        """The mode for a new connection: the mode file's, or the last good one if it is unreadable."""
+        if self.mode_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.mode = Mode(self.mode_file.read_text().strip())
+        return self.mode
+
     def _accept(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(next(self._numbers), route, self.mode, self.transcript)
+        session = Session(next(self._numbers), route, self.current_mode(), self.transcript)
         task = asyncio.create_task(session.run((reader, writer)))
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)
@@ -321,13 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailtls.wiretap", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.PASS.value)
     parser.add_argument("--transcript", type=Path, help="JSON-lines file for the record and strip modes")
+    parser.add_argument("--mode-file", type=Path, help="a file holding the mode, read at each new connection")
     parser.add_argument("--route", action="append", required=True, type=Route.parse, metavar="PROTO:LHOST:LPORT:UHOST:UPORT")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
-        wiretap = Wiretap(args.route, Mode(args.mode), args.transcript)
+        wiretap = Wiretap(args.route, Mode(args.mode), args.transcript, args.mode_file)
         await wiretap.start()
-        print(f"wiretap in {args.mode} mode on " + ", ".join(f"{r.listen_host}:{r.listen_port}" for r in args.route), flush=True)
+        print(f"wiretap in {wiretap.current_mode().value} mode on " + ", ".join(f"{r.listen_host}:{r.listen_port}" for r in args.route), flush=True)
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)

@@ -5,7 +5,7 @@
 #   serve     install the files, check them, start Dovecot if the host has a dovecot.conf,
 #             and run Postfix in the foreground
 #   reload    install the files again, check them, and reload Postfix and Dovecot
-#   wiretap   run the wiretap (mitm.lab.test) in the mode written in /run/mailtls/wiretap.mode
+#   wiretap   run the wiretap (mitm.lab.test) in the mode written in /run/mailtls/wiretap.mode, read at each connection
 set -eu
 config=/etc/mailtls-config
 
@@ -13,7 +13,7 @@ install_files() {
   # Check a copy first: a file Postfix or Dovecot refuses is reported as they wrote it, and the
   # running servers keep the files they had.
   staging=$(mktemp -d)
-  for name in main.cf master.cf tls_policy; do
+  for name in main.cf master.cf tls_policy transport; do
     if [ -f "$config/$name" ]; then cp "$config/$name" "$staging/$name"; fi
   done
   problems=$(postfix -c "$staging" check 2>&1 || true)
@@ -21,7 +21,7 @@ install_files() {
   if [ -f "$config/dovecot.conf" ]; then
     if ! doveconf -c "$config/dovecot.conf" -n >/dev/null; then rm -rf "$staging"; exit 1; fi
   fi
-  for name in main.cf master.cf tls_policy; do
+  for name in main.cf master.cf tls_policy transport; do
     if [ -f "$staging/$name" ]; then cp "$staging/$name" "/etc/postfix/$name"; fi
   done
   rm -rf "$staging"
@@ -44,7 +44,7 @@ case "${1:-serve}" in
   wiretap)
     shift
     cd /opt/mailtls/src
-    exec python3 -m mailtls.wiretap --mode "$(cat /run/mailtls/wiretap.mode)" \
+    exec python3 -m mailtls.wiretap --mode-file /run/mailtls/wiretap.mode \
       --transcript /run/mailtls/transcripts/wiretap.jsonl "$@"
     ;;
   *)

@@ -24,10 +24,11 @@ from mailtls.wiretap import Mode
 
 NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
 GATEWAY = NETWORK.network_address + 1
-STATE_FILE = LAB_FILES / "lab.json"  # which backend runs, from which labs/ folder, wiretap mode
+STATE_FILE = LAB_FILES / "lab.json"  # which backend runs, from which labs/ folder
 STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
 WIRETAP = next(h for h in HOSTS if h.wiretap_for)
 WIRETAP_MODES = tuple(mode.value for mode in Mode)
+WIRETAP_MODE_FILE = LAB_FILES / "wiretap.mode"
 
 
 def address(host: Host) -> str:
@@ -105,14 +106,26 @@ def prepare_lab_files(labs: Path, backend: str) -> None:
     provision(LAB_FILES, {h.name: address(h) for h in HOSTS})
     for lab_host in HOSTS:
         (runtime_dir(lab_host) / "log").mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps({"backend": backend, "labs": str(labs.resolve()), "wiretap": "pass"}) + "\n")
-    (LAB_FILES / "wiretap.mode").write_text("pass\n")
+    STATE_FILE.write_text(json.dumps({"backend": backend, "labs": str(labs.resolve())}) + "\n")
+    WIRETAP_MODE_FILE.write_text("pass\n")
+    os.chmod(WIRETAP_MODE_FILE, 0o644)
 
 
 # -- Describing and waiting -----------------------------------------------------------------------
 
 
-def write_status() -> None:
+def server_versions(run_on_mail) -> dict[str, str]:
+    """The Postfix and Dovecot versions of mail.lab.test, so that outputs can say what made them.
+
+    ``run_on_mail`` runs a command where mail.lab.test runs and returns what it printed.
+    """
+    return {
+        "postfix": run_on_mail("postconf", "-d", "-h", "mail_version").strip(),
+        "dovecot": run_on_mail("dovecot", "--version").split()[0],
+    }
+
+
+def write_status(servers: dict[str, str]) -> None:
     """Describe the running lab in a file anyone on this machine may read (the notebooks do).
 
     It holds the lab-only passwords: they open nothing but this lab's mailboxes.
@@ -120,8 +133,10 @@ def write_status() -> None:
     described = {
         "backend": state()["backend"],
         "up": True,
+        "servers": servers,
+        "logs": {h.name: str(runtime_dir(h) / "log" / "postfix.log") for h in HOSTS if h.postfix},
         "ca_file": str(LAB_FILES / "ca.pem"),
-        "wiretap": {"host": WIRETAP.name, "mode": state()["wiretap"], "transcript": str(transcript_path())},
+        "wiretap": {"host": WIRETAP.name, "target": find_host(WIRETAP.wiretap_for).name, "mode_file": str(WIRETAP_MODE_FILE), "transcript": str(transcript_path())},
         "services": [
             {"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
             for h in HOSTS for s in h.services
@@ -133,10 +148,12 @@ def write_status() -> None:
 
 
 def status() -> dict:
-    """What ``lab status --json`` prints, as written when the lab came up."""
+    """What ``lab status --json`` prints: as written when the lab came up, with the wiretap's mode now."""
     if not STATUS_FILE.exists():
         return {"up": False}
-    return json.loads(STATUS_FILE.read_text())
+    described = json.loads(STATUS_FILE.read_text())
+    described["wiretap"]["mode"] = wiretap_mode()
+    return described
 
 
 def silent_ports(hosts: list[Host] | None = None) -> list[str]:
@@ -159,9 +176,25 @@ def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
     return False
 
 
-def check_wiretap_mode(mode: str) -> None:
+def wiretap_mode() -> str:
+    try:
+        return WIRETAP_MODE_FILE.read_text().strip()
+    except FileNotFoundError:
+        return "pass"
+
+
+def set_wiretap_mode(mode: str) -> None:
+    """Switch the wiretap to pass, record or strip mode.
+
+    The wiretap reads this file at each new connection (both backends), so a switch takes effect
+    at once and never cuts a session in progress. The transcript is kept: its entries carry a
+    session number, and each session was relayed in one mode from start to end.
+    """
     if mode not in WIRETAP_MODES:
         raise LabError(f"wiretap mode must be {', '.join(WIRETAP_MODES)}, not {mode!r}")
+    if not STATUS_FILE.exists():
+        raise LabError("no lab is up: run `python -m mailtls lab up` first")
+    WIRETAP_MODE_FILE.write_text(mode + "\n")
 
 
 def wait_for_wiretap(read_log, timeout: float = 20.0) -> None:

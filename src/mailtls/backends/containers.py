@@ -25,8 +25,8 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    LAB_FILES, all_ports_answer, already_up, check_wiretap_mode, labs_in_use, prepare_lab_files, run,
-    save_state, silent_ports, state, transcript_path, wait_for_wiretap, write_status,
+    LAB_FILES, all_ports_answer, already_up, labs_in_use, prepare_lab_files, run,
+    save_state, server_versions, silent_ports, state, write_status,
 )
 from mailtls.hosts import HOSTS, LABS, Host
 
@@ -169,7 +169,7 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
             said = compose(name, labs, "logs", check=False)
             raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports())
                            + "\n" + (said.stdout + said.stderr)[-3000:])
-        write_status()
+        write_status(server_versions(lambda *command: compose(name, labs, "exec", "-T", "mail", *command).stdout))
     except BaseException:
         down()
         raise
@@ -205,23 +205,3 @@ def reload() -> None:
 def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:
     """Run a Postfix command (postsuper, postqueue, ...) on a host."""
     return compose(state()["engine"], labs_in_use(), "exec", "-T", lab_host.short, *command, check=False)
-
-
-def set_wiretap_mode(mode: str) -> None:
-    """Restart the wiretap's container in another mode, with an empty transcript."""
-    check_wiretap_mode(mode)
-    if not is_up():
-        raise LabError("no containers lab is up: run `python -m mailtls lab up --backend containers` first")
-    name, labs = state()["engine"], labs_in_use()
-    before = compose(name, labs, "logs", "mitm", check=False).stdout.count("wiretap in")
-    (LAB_FILES / "wiretap.mode").write_text(mode + "\n")
-    transcript_path().unlink(missing_ok=True)
-    compose(name, labs, "restart", "mitm")
-
-    def said_since() -> str:
-        logs = compose(name, labs, "logs", "mitm", check=False).stdout
-        return logs if logs.count("wiretap in") > before else ""
-
-    wait_for_wiretap(said_since)
-    save_state(wiretap=mode)
-    write_status()

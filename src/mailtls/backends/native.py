@@ -30,8 +30,8 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    GATEWAY, LAB_FILES, NETWORK, WIRETAP, address, all_ports_answer, already_up, check_wiretap_mode,
-    labs_in_use, prepare_lab_files, run, runtime_dir, save_state, silent_ports, state, transcript_path, wait_for_wiretap,
+    GATEWAY, LAB_FILES, NETWORK, WIRETAP, WIRETAP_MODE_FILE, address, all_ports_answer, already_up,
+    labs_in_use, prepare_lab_files, run, runtime_dir, server_versions, silent_ports, state, transcript_path, wait_for_wiretap,
     write_status,
 )
 from mailtls.hosts import HOSTS, LABS, Host, Service
@@ -99,7 +99,7 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
         start_wiretap("pass")
         if not all_ports_answer(timeout=READY_TIMEOUT):
             raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports()))
-        write_status()
+        write_status(server_versions(lambda *command: run(list(command)).stdout))
     except BaseException:
         down()
         raise
@@ -168,7 +168,7 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
     return config
 
 
-POSTFIX_FILES = ("main.cf", "master.cf", "tls_policy")
+POSTFIX_FILES = ("main.cf", "master.cf", "tls_policy", "transport")
 
 
 def source_digest(lab_host: Host) -> str:
@@ -247,7 +247,7 @@ def start_wiretap(mode: str) -> None:
     log = runtime_dir(WIRETAP) / "wiretap.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     command = ["ip", "netns", "exec", namespace(WIRETAP), sys.executable, "-m", "mailtls.wiretap",
-               "--mode", mode, "--transcript", str(transcript_path())]
+               "--mode", mode, "--mode-file", str(WIRETAP_MODE_FILE), "--transcript", str(transcript_path())]
     for route in routes:
         command += ["--route", route]
     since = log.stat().st_size if log.exists() else 0
@@ -255,18 +255,6 @@ def start_wiretap(mode: str) -> None:
         process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True)
     wiretap_pid_file().write_text(f"{process.pid}\n")
     wait_for_wiretap(lambda: log.read_bytes()[since:].decode(errors="replace"))
-
-
-def set_wiretap_mode(mode: str) -> None:
-    """Restart the wiretap in another mode (pass, record or strip), with an empty transcript."""
-    check_wiretap_mode(mode)
-    if not is_up():
-        raise LabError("no native lab is up: run `python -m mailtls lab up --backend native` first")
-    stop_by_pid_file(wiretap_pid_file())
-    transcript_path().unlink(missing_ok=True)
-    start_wiretap(mode)
-    save_state(wiretap=mode)
-    write_status()
 
 
 # -- Down and reload -----------------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""The notebooks in the site: executed against a real lab, or honestly shown without outputs.
+
+The notebooks live in ``notebooks/LANG/`` (``docs/LANG/notebooks`` is a link to that folder) as
+MyST Markdown, and MyST-NB renders them. This extension decides and says where their outputs
+come from, and ties each notebook to its chapter:
+
+- **Execution.** ``MAILTLS_NOTEBOOKS`` chooses: ``execute`` (a lab must be running: the build
+  fails otherwise), ``off`` (never execute), or ``auto``, the default: execute when a lab
+  answers, else show the cells without outputs. Old outputs are never shown: the build either
+  runs every cell now or shows none.
+- **Provenance.** Every notebook page starts with a note naming the servers that produced its
+  outputs (backend, Postfix and Dovecot versions, date), or saying that none did.
+- **Downloads.** The notebook, as executed, is copied next to its page (``notebooks/NAME.ipynb``)
+  and linked from the note.
+- **Chapters.** ``notebook_chapters`` in ``conf.py`` maps each notebook to its chapter; each
+  notebook page links to its chapter and each chapter to its notebooks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError
+
+NOTEBOOKS = "notebooks/"  # the folder of notebook pages in each edition
+
+MESSAGES = {
+    "en": {
+        "executed": "The outputs on this page were produced on {date} by the course's lab on the {backend} "
+                    "backend: {servers}.",
+        "not_executed": "No lab was running when this site was built, so the cells below have no outputs. "
+                        "Run the notebook against your own lab (`make notebooks`), or rebuild the site "
+                        "with a lab running to see them here.",
+        "download": "Download the notebook (.ipynb)",
+        "chapter": "Chapter: ",
+        "chapter_notebooks": "Run this chapter: ",
+        "notebook_outputs": "the notebook, with its outputs",
+    },
+    "es": {
+        "executed": "Las salidas de esta página las produjo el {date} el laboratorio del curso con el "
+                    "backend {backend}: {servers}.",
+        "not_executed": "Al construir este sitio no había ningún laboratorio en marcha, así que las celdas "
+                        "no tienen salidas. Ejecuta el cuaderno contra tu propio laboratorio "
+                        "(`make notebooks`) o vuelve a construir el sitio con un laboratorio en marcha "
+                        "para verlas aquí.",
+        "download": "Descargar el cuaderno (.ipynb)",
+        "chapter": "Capítulo: ",
+        "chapter_notebooks": "Practica este capítulo: ",
+        "notebook_outputs": "el cuaderno, con sus salidas",
+    },
+}
+
+
+# -- Does a lab answer? -----------------------------------------------------------------------
+
+
+def running_lab() -> Any | None:
+    """The running lab (``mailtls.lab.Lab``) if one answers on its mail port, else None."""
+    try:
+        from mailtls.lab import LabNotRunning, connect
+    except ImportError:
+        return None
+    try:
+        lab = connect()
+    except LabNotRunning:
+        return None
+    endpoint = lab.endpoint("mail.lab.test", "smtp")
+    try:
+        socket.create_connection((endpoint.address, endpoint.port), timeout=2).close()
+    except OSError:
+        return None
+    return lab
+
+
+def choose_execution(app: Sphinx, config: Config) -> None:
+    choice = os.environ.get("MAILTLS_NOTEBOOKS", "auto")
+    if choice not in ("auto", "execute", "off"):
+        raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute or off, not {choice!r}")
+    lab = None if choice == "off" else running_lab()
+    if choice == "execute" and lab is None:
+        raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
+    app.mailtls_lab = lab  # type: ignore[attr-defined]
+    config.nb_execution_mode = "force" if lab is not None else "off"
+
+
+def per_language_output(app: Sphinx) -> None:
+    """Keep each edition's executed notebooks apart (MyST-NB shares one folder by default)."""
+    folder = Path(app.doctreedir) / "jupyter_execute"
+    app.env.mystnb_config = app.env.mystnb_config.copy(output_folder=str(folder))
+
+
+# -- What the pages say -----------------------------------------------------------------------
+
+
+def provenance(app: Sphinx) -> str:
+    messages = MESSAGES[app.config.language]
+    lab = app.mailtls_lab  # type: ignore[attr-defined]
+    if lab is None:
+        return messages["not_executed"]
+    servers = ", ".join(f"{name.capitalize()} {version}" for name, version in lab.servers.items())
+    return messages["executed"].format(date=dt.date.today().isoformat(), backend=lab.backend, servers=servers)
+
+
+def doc_link(target: str, text: str | None = None) -> addnodes.pending_xref:
+    """A link to another page; without ``text`` it shows that page's title."""
+    xref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget="/" + target,
+                                 refexplicit=text is not None, refwarn=True)
+    xref += nodes.inline(text or target, text or target)
+    return xref
+
+
+def annotate(app: Sphinx, doctree: nodes.document) -> None:
+    docname = app.env.docname
+    chapters: dict[str, str] = app.config.notebook_chapters
+    messages = MESSAGES[app.config.language]
+    if docname.startswith(NOTEBOOKS):
+        name = docname.removeprefix(NOTEBOOKS)
+        note = nodes.note()
+        note += nodes.paragraph("", provenance(app))
+        links = nodes.paragraph()
+        links += nodes.reference("", messages["download"], refuri=f"{name}.ipynb", classes=["notebook-download"])
+        if name in chapters:
+            links += nodes.Text(" · " + messages["chapter"])
+            links += doc_link(chapters[name])
+        note += links
+        insert_after_title(doctree, note)
+        return
+    notebooks = [name for name, chapter in chapters.items() if chapter == docname]
+    if notebooks:
+        paragraph = nodes.paragraph("", messages["chapter_notebooks"])
+        for number, name in enumerate(notebooks):
+            if number:
+                paragraph += nodes.Text("; ")
+            paragraph += doc_link(NOTEBOOKS + name)
+        paragraph += nodes.Text(" (" + messages["notebook_outputs"] + ").")
+        tip = nodes.tip()
+        tip += paragraph
+        insert_after_title(doctree, tip)
+
+
+def insert_after_title(doctree: nodes.document, node: nodes.Node) -> None:
+    section = next(iter(doctree.findall(nodes.section)), None)
+    if section is None:
+        doctree.insert(0, node)
+        return
+    title = next(iter(section.findall(nodes.title)))
+    section.insert(section.index(title) + 1, node)
+
+
+def always_reread(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """Read every notebook page again at each build, so that no output outlives its build."""
+    return [docname for docname in env.found_docs if docname.startswith(NOTEBOOKS)]
+
+
+def copy_notebooks(app: Sphinx, exception: Exception | None) -> None:
+    """Put each executed notebook next to its page, where the page's download link points."""
+    if exception is not None or app.builder.format != "html":
+        return
+    executed = Path(app.env.mystnb_config.output_folder) / NOTEBOOKS.rstrip("/")
+    if not executed.is_dir():
+        return
+    target = Path(app.outdir) / NOTEBOOKS.rstrip("/")
+    target.mkdir(parents=True, exist_ok=True)
+    for notebook in executed.glob("*.ipynb"):
+        shutil.copyfile(notebook, target / notebook.name)
+
+
+def setup(app: Sphinx) -> dict[str, object]:
+    app.add_config_value("notebook_chapters", {}, "env", types=[dict])
+    app.connect("config-inited", choose_execution)
+    app.connect("builder-inited", per_language_output, priority=900)  # after MyST-NB's own
+    app.connect("env-get-outdated", always_reread)
+    app.connect("doctree-read", annotate)
+    app.connect("build-finished", copy_notebooks)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
