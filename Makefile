@@ -7,6 +7,7 @@ VENV       ?= .venv
 BUILDDIR   ?= _build
 HOST       ?= 127.0.0.1
 PORT       ?= 8000
+NOTEBOOK_PORT ?= 8888
 LANGUAGES  := en es
 SPHINXOPTS ?= -W --keep-going -n -q
 
@@ -14,16 +15,18 @@ BIN        := $(VENV)/bin
 SPHINX     := $(BIN)/sphinx-build -c .
 
 .DEFAULT_GOAL := help
-.PHONY: help html serve livehtml linkcheck clean test debian-packages benchmarks benchmarks-lab
+.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages benchmarks benchmarks-lab benchmarks-notebooks
 
 help:
 	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
 	@echo "make test       run every test (builds the site first)"
+	@echo "make notebooks  (root) a lab and JupyterLab on the notebooks (NOTEBOOK_PORT=8888)"
 	@echo "make html       build both languages into $(BUILDDIR)/html/"
 	@echo "make livehtml   rebuild one language on change (EDITION=en or EDITION=es)"
 	@echo "make linkcheck  check external links (says so and stops when offline)"
 	@echo "make benchmarks measure build times and page weight"
 	@echo "make benchmarks-lab  (root) measure the lab's start, stop and memory"
+	@echo "make benchmarks-notebooks  (root) time the notebooks on both backends, and in the build"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.
@@ -59,6 +62,11 @@ livehtml: $(BIN)/.installed
 linkcheck: $(BIN)/.installed
 	@tools/linkcheck.sh "$(BIN)" "$(BUILDDIR)" $(LANGUAGES)
 
+# JupyterLab on notebooks/ against a lab (started if none is up, stopped again on Ctrl-C).
+notebooks: debian-packages $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --group notebooks
+	$(BIN)/python -m mailtls notebooks --port $(NOTEBOOK_PORT)
+
 test: debian-packages $(BIN)/.installed
 	$(BIN)/python -m pytest
 
@@ -67,6 +75,9 @@ benchmarks: $(BIN)/.installed
 
 benchmarks-lab: debian-packages $(BIN)/.installed
 	$(BIN)/python benchmarks/lab_startup.py
+
+benchmarks-notebooks: debian-packages $(BIN)/.installed
+	$(BIN)/python benchmarks/notebooks.py
 
 clean:
 	rm -rf $(BUILDDIR)

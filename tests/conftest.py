@@ -73,7 +73,8 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
     backend = backends.get(request.param)
     labs = tmp_path_factory.mktemp(f"labs-{request.param}")
-    shutil.copytree(Path(__file__).resolve().parent.parent / "labs", labs, dirs_exist_ok=True)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "labs", labs, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("wheels"))  # the jupyter image's wheelhouse, if made
     try:
         backend.up(labs=labs, on_progress=lambda message: None)
         yield LabUnderTest(connect(), labs, request.param, backend)

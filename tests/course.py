@@ -25,9 +25,17 @@ LANGUAGES = ("en", "es")
 
 
 def source_pages(language: str) -> list[str]:
-    """Page names (``postfix-server/index``) of one edition, sorted."""
+    """Page names (``postfix-server/index``, ``notebooks/smtp``) of one edition, sorted.
+
+    ``docs/LANG/notebooks`` is a link to ``notebooks/LANG``: the walk follows it, as Sphinx does.
+    """
     base = DOCS / language
-    return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.md"))
+    pages = []
+    for folder, _, files in os.walk(base, followlinks=True):
+        for name in files:
+            if name.endswith(".md"):
+                pages.append(str((Path(folder) / name).relative_to(base).with_suffix("")))
+    return sorted(pages)
 
 
 @dataclass
@@ -57,7 +65,8 @@ def _collect_outline(text: str, result: Outline) -> None:
             result.labels.append(token.content)
         elif token.type == "heading_open":
             result.heading_levels.append(int(token.tag[1:]))
-        elif token.type in ("fence", "colon_fence") and token.info.strip().startswith("{"):
+        elif token.type in ("fence", "colon_fence") and token.info.strip().startswith("{") \
+                and not token.info.strip().startswith("{code-cell}"):  # a notebook's code is not Markdown
             _collect_outline(token.content, result)  # a directive's body is Markdown too
 
 
@@ -96,21 +105,25 @@ class BuiltSite:
     results: dict[str, BuildResult]
 
 
-def build_site(out: Path, doctrees: Path) -> BuiltSite:
-    """Build both editions and the root page, as ``make html`` does."""
-    results = {language: build_edition(language, out, doctrees) for language in LANGUAGES}
+def build_site(out: Path, doctrees: Path, notebooks: str = "off") -> BuiltSite:
+    """Build both editions and the root page, as ``make html`` does.
+
+    ``notebooks`` is MAILTLS_NOTEBOOKS: ``off`` by default, so that a lab some other test left
+    running cannot change what the site-wide tests see.
+    """
+    results = {language: build_edition(language, out, doctrees, notebooks) for language in LANGUAGES}
     (out / "index.html").write_bytes((DOCS / "root" / "index.html").read_bytes())
     return BuiltSite(out, results)
 
 
-def build_edition(language: str, out: Path, doctrees: Path) -> BuildResult:
+def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "off") -> BuildResult:
     """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said."""
     command = [
         sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT),
         "-D", f"language={language}", "-W", "--keep-going", "-n", "-q",
         "-d", str(doctrees / language), str(DOCS / language), str(out / language),
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8", "MAILTLS_NOTEBOOKS": notebooks})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 

@@ -164,3 +164,24 @@ def test_copy_button_leaves_prompts_and_output_behind(reader_for) -> None:
     assert not any(line.startswith(("$ ", "# ")) for line in copied.splitlines()), copied
     first_command = shown.lstrip()[2:].splitlines()[0]
     assert copied.splitlines()[0] == first_command
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_chapter_leads_to_its_notebook_and_the_notebook_back(reader_for, language: str) -> None:
+    reader = reader_for(f"{language}-{'GB' if language == 'en' else 'ES'}")
+    reader.open(f"{language}/imap/index.html")
+    page = reader.page
+    link = page.locator("article .admonition.tip a").first
+    assert link.is_visible()
+    link.click()
+    page.wait_for_url(f"**/{language}/notebooks/imap.html")
+    note = page.locator("article .admonition.note")
+    assert note.is_visible()
+    first_cell = page.locator("article div.cell").first
+    assert "from mailtls.lab import connect" in first_cell.inner_text()
+    with page.expect_download() as download:
+        page.locator("article a.notebook-download").click()
+    assert download.value.suggested_filename == "imap.ipynb"
+    note.locator("a", has_text={"en": "IMAP", "es": "IMAP"}[language]).click()
+    page.wait_for_url(f"**/{language}/imap/index.html*")
+    assert reader.refused == [], f"requests that left 127.0.0.1: {reader.refused}"

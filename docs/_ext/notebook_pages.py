@@ -19,6 +19,8 @@ come from, and ties each notebook to its chapter:
 from __future__ import annotations
 
 import datetime as dt
+import html
+import logging
 import os
 import shutil
 import socket
@@ -90,6 +92,7 @@ def choose_execution(app: Sphinx, config: Config) -> None:
         raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
     app.mailtls_lab = lab  # type: ignore[attr-defined]
     config.nb_execution_mode = "force" if lab is not None else "off"
+    logging.getLogger("traitlets").setLevel(logging.WARNING)  # not one INFO line per notebook
 
 
 def per_language_output(app: Sphinx) -> None:
@@ -127,7 +130,9 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
         note = nodes.note()
         note += nodes.paragraph("", provenance(app))
         links = nodes.paragraph()
-        links += nodes.reference("", messages["download"], refuri=f"{name}.ipynb", classes=["notebook-download"])
+        # `download`: the browser saves the file instead of showing its JSON
+        links += nodes.raw("", f'<a class="notebook-download reference external" href="{name}.ipynb" download>'
+                               f'{html.escape(messages["download"])}</a>', format="html")
         if name in chapters:
             links += nodes.Text(" · " + messages["chapter"])
             links += doc_link(chapters[name])

@@ -1,4 +1,4 @@
-"""``python -m mailtls lab up|down|reload|logs|status|wiretap``: the lab from the command line."""
+"""``python -m mailtls lab up|down|reload|logs|status|wiretap`` and ``python -m mailtls notebooks``."""
 
 from __future__ import annotations
 
@@ -87,8 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     wiretap = actions.add_parser("wiretap", help="set the interceptor on mitm.lab.test")
     wiretap.add_argument("mode", choices=common.WIRETAP_MODES)
+    notebooks = commands.add_parser("notebooks", help="JupyterLab on the notebooks, with a lab running")
+    notebooks.add_argument("--port", type=int, default=8888, help="on 127.0.0.1 (default 8888)")
+    notebooks.add_argument("--backend", choices=backends.NAMES, help="for a lab started here (default: as lab up)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "notebooks":
+            from mailtls.notebooks import serve
+
+            try:
+                serve(args.port, args.backend)
+            except KeyboardInterrupt:  # stopped while starting; serve() has cleaned up
+                return 130
+            return 0
         return lab_command(args)
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)

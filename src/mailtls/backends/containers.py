@@ -69,9 +69,10 @@ def compose_command(name: str) -> list[str]:
     return [found]
 
 
-def compose(name: str, labs: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def compose(name: str, labs: Path, *args: str, check: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return run([*compose_command(name), "-f", str(labs / "compose.yaml"), "-p", PROJECT, *args],
-               check=check, env=engine_env(name))
+               check=check, env={**engine_env(name), **(extra_env or {})})
 
 
 def require_engine() -> str:
@@ -181,6 +182,8 @@ def down() -> None:
     name = state().get("engine") or engine()
     labs = Path(state().get("labs") or LABS)
     if name is not None:
+        # The notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network.
+        run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name))
         compose(name, labs, "down", check=False)
     if is_up() or not state():
         shutil.rmtree(LAB_FILES, ignore_errors=True)

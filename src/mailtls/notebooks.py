@@ -1,0 +1,248 @@
+"""``python -m mailtls notebooks``: JupyterLab on the course's notebooks, with a lab running.
+
+``make notebooks`` runs this. It brings a lab up if none is (and takes it down again at the
+end), then starts JupyterLab where it can reach the lab:
+
+- with the **containers** backend, in the ``jupyter`` service of ``labs/compose.yaml``, a
+  container on the lab's network. Its Python packages come from a wheelhouse that this
+  machine's pip fills (``labs/images/jupyter/wheels/``), so the image build fetches nothing;
+- with the **native** backend, on this machine, from this virtual environment.
+
+Either way JupyterLab listens on 127.0.0.1 only, with a new token each time, and serves
+``notebooks/``. Jupytext opens the MyST Markdown files there as notebooks. Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from mailtls import backends
+from mailtls.backends import LabError
+from mailtls.backends.common import run
+from mailtls.hosts import LABS
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+IMAGE_CONTEXT = LABS / "images" / "jupyter"
+IMAGE = "localhost/mailtls-jupyter:latest"
+IMAGE_PYTHON = "3.11.2"  # python3 in Debian 12, which the image is built from
+MANYLINUX_TAGS = ("manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014",
+                  "manylinux_2_5", "manylinux1")  # what Debian 12's glibc 2.36 runs
+CONTAINER = "mailtls-jupyter"
+READY_TIMEOUT = 90.0
+
+
+def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callable[[str], None] = print,
+          until: Callable[[], None] | None = None) -> None:
+    """Run JupyterLab against a lab until ``until`` returns (by default: until Ctrl-C)."""
+    from mailtls.cli import choose_backend
+
+    require_free_port(port)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `kill PID` cleans up as Ctrl-C does
+    backend = backends.running()
+    started_lab = backend is None
+    if started_lab:
+        backend = backends.get(choose_backend(backend_name))
+        on_progress("starting a lab for the notebooks")
+        backend.up(on_progress=lambda message: on_progress(f"  {message}"))
+    elif backend_name and backend.__name__.rsplit(".", 1)[-1] != backend_name:
+        raise LabError(f"a {backend.__name__.rsplit('.', 1)[-1]} lab is already up: use it, or stop it first")
+    token = secrets.token_hex(16)
+    try:
+        if backend.__name__.endswith("containers"):
+            server = ContainerJupyter(port, token, on_progress)
+        else:
+            server = LocalJupyter(port, token)
+        with server:
+            wait_until_ready(port, token, server.alive)
+            on_progress(f"JupyterLab is ready: http://127.0.0.1:{port}/lab?token={token}")
+            on_progress("Press Ctrl-C to stop it" + (" and the lab." if started_lab else "."))
+            (until or wait_for_interrupt)()
+    finally:
+        if started_lab:
+            on_progress("stopping the lab")
+            backend.down()
+
+
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def require_free_port(port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise LabError(f"port {port} on 127.0.0.1 is in use: choose another one "
+                           f"(`make notebooks NOTEBOOK_PORT=8890`, or --port)") from None
+
+
+def wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def wait_until_ready(port: int, token: str, alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if not alive():
+            raise LabError("JupyterLab stopped while starting; its messages are above")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise LabError(f"JupyterLab did not answer on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s")
+
+
+def jupyter_arguments(port: int, root_dir: Path) -> list[str]:
+    """The options both ways share (the token comes from JUPYTER_TOKEN)."""
+    return ["lab", "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={root_dir}"]
+
+
+# -- On this machine (native backend) ---------------------------------------------------------------
+
+
+class LocalJupyter:
+    """JupyterLab from this virtual environment, as a child process stopped by its PID."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> LocalJupyter:
+        try:
+            import jupyterlab  # noqa: F401
+            import jupytext  # noqa: F401
+        except ImportError:
+            raise LabError("JupyterLab is not installed here: `make notebooks` installs it "
+                           "(pip install --group notebooks)") from None
+        install_settings(Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings")
+        command = [sys.executable, "-m", "jupyter", *jupyter_arguments(self.port, NOTEBOOKS), "--ServerApp.ip=127.0.0.1"]
+        self.process = subprocess.Popen(command, env={**os.environ, "JUPYTER_TOKEN": self.token},
+                                        stdin=subprocess.DEVNULL)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def install_settings(settings_dir: Path) -> None:
+    """JupyterLab's overrides: open .md notebooks with Jupytext (one file for both ways)."""
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(IMAGE_CONTEXT / "overrides.json", settings_dir / "overrides.json")
+
+
+# -- In a container on the lab network (containers backend) -------------------------------------
+
+
+class ContainerJupyter:
+    """The ``jupyter`` service of labs/compose.yaml, removed again on the way out."""
+
+    def __init__(self, port: int, token: str, on_progress: Callable[[str], None]) -> None:
+        self.port, self.token, self.on_progress = port, token, on_progress
+
+    def __enter__(self) -> ContainerJupyter:
+        from mailtls.backends import containers
+        from mailtls.backends.common import labs_in_use, state
+
+        self.engine, self.labs = state()["engine"], labs_in_use()
+        fill_wheelhouse(self.on_progress)
+        ensure_image(self.engine, self.on_progress)
+        self.env = {"MAILTLS_JUPYTER_TOKEN": self.token, "MAILTLS_JUPYTER_PORT": str(self.port),
+                    "MAILTLS_NOTEBOOK_DIR": str(NOTEBOOKS)}
+        self.remove()  # one left behind by a run that was killed
+        self.on_progress(f"container {CONTAINER}: JupyterLab on the lab network")
+        containers.compose(self.engine, self.labs, "--profile", "notebooks", "up", "-d", "--no-deps", "jupyter",
+                           extra_env=self.env)
+        return self
+
+    def alive(self) -> bool:
+        from mailtls.backends.containers import engine_env
+
+        inspected = run([self.engine, "inspect", "--format", "{{.State.Running}}", CONTAINER],
+                        check=False, env=engine_env(self.engine))
+        return inspected.stdout.strip() == "true"
+
+    def remove(self) -> None:
+        from mailtls.backends.containers import engine_env
+
+        run([self.engine, "rm", "--force", CONTAINER], check=False, env=engine_env(self.engine))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+def fill_wheelhouse(on_progress: Callable[[str], None]) -> None:
+    """Wheels of the `notebooks` dependency group, fetched by this machine's pip, for the image."""
+    wheels = IMAGE_CONTEXT / "wheels"
+    marker = wheels / "requirements.txt"
+    wanted = notebook_requirements()
+    if marker.exists() and marker.read_text() == wanted:
+        return
+    on_progress("wheelhouse for the jupyter image: pip download (from this machine's package index)")
+    shutil.rmtree(wheels, ignore_errors=True)
+    wheels.mkdir(parents=True)
+    (wheels / "requirements.in").write_text(wanted)
+    machine = platform.machine()
+    # Wheels for the image's Python (Debian 12's 3.11.2) and architecture, whatever Python runs here.
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels),
+                           "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+                           *[f"--platform={tag}_{machine}" for tag in MANYLINUX_TAGS],
+                           "--requirement", str(wheels / "requirements.in")], capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(wheels, ignore_errors=True)
+        raise LabError(f"pip could not make the wheels for the jupyter image:\n{done.stderr[-3000:]}")
+    marker.write_text(wanted)
+
+
+def notebook_requirements() -> str:
+    """The `notebooks` group of pyproject.toml, one requirement per line."""
+    import tomllib
+
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    return "".join(f"{requirement}\n" for requirement in groups["notebooks"])
+
+
+def ensure_image(engine: str, on_progress: Callable[[str], None]) -> None:
+    from mailtls.backends.containers import engine_env
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in IMAGE_CONTEXT.rglob("*") if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.suffix != ".whl" else b""))
+    wanted = digest.hexdigest()[:16]
+    inspected = run([engine, "image", "inspect", "--format", '{{index .Config.Labels "mailtls.context"}}', IMAGE],
+                    check=False, env=engine_env(engine))
+    if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
+        return
+    on_progress(f"image {IMAGE}: building (JupyterLab from the wheelhouse)")
+    pull = ["--pull=never"] if engine == "podman" else []
+    run([engine, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", IMAGE, str(IMAGE_CONTEXT)],
+        env=engine_env(engine))

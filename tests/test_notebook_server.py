@@ -1,0 +1,98 @@
+"""``make notebooks`` (``python -m mailtls notebooks``): JupyterLab on the notebooks, next to the lab.
+
+With the containers backend JupyterLab runs in a container on the lab network; with the native
+backend, on this machine. Either way it answers on 127.0.0.1 with a token, opens the MyST
+notebooks as notebooks, reaches the lab, and goes away on SIGTERM without stopping a lab it did
+not start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from course import ROOT
+
+pytestmark = pytest.mark.lab
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(port: int, token: str, path: str) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_notebooks_open_in_jupyterlab_next_to_the_lab(lab) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = []
+    try:
+        deadline = time.monotonic() + 600  # the first run builds the jupyter image
+        token = None
+        while token is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line, "the notebook server stopped:\n" + "".join(said)
+            said.append(line)
+            if match := re.search(rf"http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)", line):
+                token = match[1]
+        assert token, "".join(said)
+        for language in ("en", "es"):
+            opened = get(port, token, f"/api/contents/{language}/smtp.md?type=notebook")
+            assert opened["type"] == "notebook"
+            code = [cell["source"] for cell in opened["content"]["cells"] if cell["cell_type"] == "code"]
+            assert "lab = connect()" in code[0]
+        assert "python3" in get(port, token, "/api/kernelspecs")["kernelspecs"]
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=10)  # no token, no entry
+        if lab.backend_name == "containers":  # the container's Python reaches the lab by name, over TLS
+            from mailtls.backends.containers import engine, engine_env
+
+            check = ("import smtplib, ssl; from mailtls.lab import connect; lab = connect(); "
+                     "s = smtplib.SMTP('mail.lab.test', 587, timeout=10); "
+                     "s.starttls(context=ssl.create_default_context(cafile=lab.ca_file)); print(s.sock.version())")
+            reached = subprocess.run([engine(), "exec", "mailtls-jupyter", "python", "-c", check],
+                                     capture_output=True, text=True, env={**os.environ, **engine_env(engine())})
+            assert reached.stdout.strip() == "TLSv1.3", reached.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        rest = server.communicate(timeout=60)[0]
+    assert server.returncode == 0, "".join(said) + rest
+    with socket.socket() as probe:  # JupyterLab is gone
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    assert lab.lab.endpoint("mail.lab.test", "smtp") and socket.create_connection(
+        (lab.address("mail.lab.test"), 25), timeout=5), "the lab it did not start must still be up"
+    if lab.backend_name == "containers":
+        from mailtls.backends.containers import engine, engine_env
+
+        left = subprocess.run([engine(), "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                              env={**os.environ, **engine_env(engine())}).stdout
+        assert "mailtls-jupyter" not in left
+
+
+def test_a_port_in_use_is_a_clear_error_and_starts_nothing(lab) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use: choose another one "
+                           "(`make notebooks NOTEBOOK_PORT=8890`, or --port)\n")
