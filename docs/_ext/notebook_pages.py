@@ -45,7 +45,6 @@ MESSAGES = {
         "download": "Download the notebook (.ipynb)",
         "chapter": "Chapter: ",
         "chapter_notebooks": "Run this chapter: ",
-        "notebook_outputs": "the notebook, with its outputs",
     },
     "es": {
         "executed": "Las salidas de esta página las produjo el {date} el laboratorio del curso con el "
@@ -57,7 +56,6 @@ MESSAGES = {
         "download": "Descargar el cuaderno (.ipynb)",
         "chapter": "Capítulo: ",
         "chapter_notebooks": "Practica este capítulo: ",
-        "notebook_outputs": "el cuaderno, con sus salidas",
     },
 }
 
@@ -88,6 +86,8 @@ def choose_execution(app: Sphinx, config: Config) -> None:
     if choice not in ("auto", "execute", "off"):
         raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute or off, not {choice!r}")
     lab = None if choice == "off" else running_lab()
+    if lab is not None and choice == "auto" and not os.access(lab.wiretap["mode_file"], os.W_OK):
+        lab = None  # the attacks notebook switches the wiretap: only the lab's owner may
     if choice == "execute" and lab is None:
         raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
     app.mailtls_lab = lab  # type: ignore[attr-defined]
@@ -130,9 +130,7 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
         note = nodes.note()
         note += nodes.paragraph("", provenance(app))
         links = nodes.paragraph()
-        # `download`: the browser saves the file instead of showing its JSON
-        links += nodes.raw("", f'<a class="notebook-download reference external" href="{name}.ipynb" download>'
-                               f'{html.escape(messages["download"])}</a>', format="html")
+        links += download_link(f"{name}.ipynb", messages["download"])
         if name in chapters:
             links += nodes.Text(" · " + messages["chapter"])
             links += doc_link(chapters[name])
@@ -146,10 +144,20 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
             if number:
                 paragraph += nodes.Text("; ")
             paragraph += doc_link(NOTEBOOKS + name)
-        paragraph += nodes.Text(" (" + messages["notebook_outputs"] + ").")
+            depth = "../" * docname.count("/")
+            paragraph += nodes.Text(" (")
+            paragraph += download_link(f"{depth}{NOTEBOOKS}{name}.ipynb", ".ipynb")
+            paragraph += nodes.Text(")")
+        paragraph += nodes.Text(".")
         tip = nodes.tip()
         tip += paragraph
         insert_after_title(doctree, tip)
+
+
+def download_link(href: str, text: str) -> nodes.raw:
+    """A link with ``download``: the browser saves the notebook instead of showing its JSON."""
+    return nodes.raw("", f'<a class="notebook-download reference external" href="{html.escape(href)}" download>'
+                         f"{html.escape(text)}</a>", format="html")
 
 
 def insert_after_title(doctree: nodes.document, node: nodes.Node) -> None:
