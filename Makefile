@@ -33,7 +33,7 @@ help:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet --editable . --group docs --group test
+	$(BIN)/python -m pip install --quiet --editable . --group docs --group test --group notebooks
 	touch $@
 
 # Debian packages for the tests (real Postfix, Dovecot and Chromium); only acts as root.
@@ -64,7 +64,6 @@ linkcheck: $(BIN)/.installed
 
 # JupyterLab on notebooks/ against a lab (started if none is up, stopped again on Ctrl-C).
 notebooks: debian-packages $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet --group notebooks
 	$(BIN)/python -m mailtls notebooks --port $(NOTEBOOK_PORT)
 
 test: debian-packages $(BIN)/.installed

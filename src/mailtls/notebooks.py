@@ -14,11 +14,10 @@ Either way JupyterLab listens on 127.0.0.1 only, with a new token each time, and
 
 from __future__ import annotations
 
-import hashlib
 import os
+import platform
 import secrets
 import shutil
-import platform
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailtls import backends
-from mailtls.backends import LabError
+from mailtls.backends import LabError, containers
 from mailtls.backends.common import run
 from mailtls.hosts import LABS
 
@@ -45,32 +44,29 @@ CONTAINER = "mailtls-jupyter"
 READY_TIMEOUT = 90.0
 
 
-def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callable[[str], None] = print,
-          until: Callable[[], None] | None = None) -> None:
-    """Run JupyterLab against a lab until ``until`` returns (by default: until Ctrl-C)."""
+def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callable[[str], None] = print) -> None:
+    """Run JupyterLab against a lab until Ctrl-C or SIGTERM; start and stop a lab if none is up."""
+    from mailtls.backends.common import state
     from mailtls.cli import choose_backend
 
     require_free_port(port)
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `kill PID` cleans up as Ctrl-C does
-    backend = backends.running()
-    started_lab = backend is None
+    running = state().get("backend")
+    if running and backend_name and running != backend_name:
+        raise LabError(f"a {running} lab is already up: use it, or stop it first")
+    backend = backends.get(running or choose_backend(backend_name))
+    started_lab = running is None
     if started_lab:
-        backend = backends.get(choose_backend(backend_name))
         on_progress("starting a lab for the notebooks")
         backend.up(on_progress=lambda message: on_progress(f"  {message}"))
-    elif backend_name and backend.__name__.rsplit(".", 1)[-1] != backend_name:
-        raise LabError(f"a {backend.__name__.rsplit('.', 1)[-1]} lab is already up: use it, or stop it first")
     token = secrets.token_hex(16)
     try:
-        if backend.__name__.endswith("containers"):
-            server = ContainerJupyter(port, token, on_progress)
-        else:
-            server = LocalJupyter(port, token)
+        server = ContainerJupyter(port, token, on_progress) if backend is containers else LocalJupyter(port, token)
         with server:
             wait_until_ready(port, token, server.alive)
             on_progress(f"JupyterLab is ready: http://127.0.0.1:{port}/lab?token={token}")
             on_progress("Press Ctrl-C to stop it" + (" and the lab." if started_lab else "."))
-            (until or wait_for_interrupt)()
+            wait_for_interrupt()
     finally:
         if started_lab:
             on_progress("stopping the lab")
@@ -170,12 +166,11 @@ class ContainerJupyter:
         self.port, self.token, self.on_progress = port, token, on_progress
 
     def __enter__(self) -> ContainerJupyter:
-        from mailtls.backends import containers
         from mailtls.backends.common import labs_in_use, state
 
         self.engine, self.labs = state()["engine"], labs_in_use()
         fill_wheelhouse(self.on_progress)
-        ensure_image(self.engine, self.on_progress)
+        containers.build_image(self.engine, IMAGE, IMAGE_CONTEXT, "JupyterLab from the wheelhouse", self.on_progress)
         self.env = {"MAILTLS_JUPYTER_TOKEN": self.token, "MAILTLS_JUPYTER_PORT": str(self.port),
                     "MAILTLS_NOTEBOOK_DIR": str(NOTEBOOKS)}
         self.remove()  # one left behind by a run that was killed
@@ -185,16 +180,12 @@ class ContainerJupyter:
         return self
 
     def alive(self) -> bool:
-        from mailtls.backends.containers import engine_env
-
         inspected = run([self.engine, "inspect", "--format", "{{.State.Running}}", CONTAINER],
-                        check=False, env=engine_env(self.engine))
+                        check=False, env=containers.engine_env(self.engine))
         return inspected.stdout.strip() == "true"
 
     def remove(self) -> None:
-        from mailtls.backends.containers import engine_env
-
-        run([self.engine, "rm", "--force", CONTAINER], check=False, env=engine_env(self.engine))
+        run([self.engine, "rm", "--force", CONTAINER], check=False, env=containers.engine_env(self.engine))
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
@@ -229,20 +220,3 @@ def notebook_requirements() -> str:
 
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
     return "".join(f"{requirement}\n" for requirement in groups["notebooks"])
-
-
-def ensure_image(engine: str, on_progress: Callable[[str], None]) -> None:
-    from mailtls.backends.containers import engine_env
-
-    digest = hashlib.sha256()
-    for path in sorted(p for p in IMAGE_CONTEXT.rglob("*") if p.is_file()):
-        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.suffix != ".whl" else b""))
-    wanted = digest.hexdigest()[:16]
-    inspected = run([engine, "image", "inspect", "--format", '{{index .Config.Labels "mailtls.context"}}', IMAGE],
-                    check=False, env=engine_env(engine))
-    if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
-        return
-    on_progress(f"image {IMAGE}: building (JupyterLab from the wheelhouse)")
-    pull = ["--pull=never"] if engine == "podman" else []
-    run([engine, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", IMAGE, str(IMAGE_CONTEXT)],
-        env=engine_env(engine))

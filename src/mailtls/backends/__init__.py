@@ -3,8 +3,8 @@
 - ``native``: network namespaces on this machine (root, Linux, Debian's postfix and dovecot);
 - ``containers``: one container per host with Podman or Docker (``labs/compose.yaml``).
 
-Both offer the same functions: ``up``, ``down``, ``reload``, ``set_wiretap_mode``,
-``postfix_command`` and ``is_up``; what they share is in ``common``.
+Both offer the same functions: ``up``, ``down``, ``reload``, ``postfix_command`` and
+``is_up``; what they share (the lab's files, its description, the wiretap's mode) is in ``common``.
 """
 
 from __future__ import annotations

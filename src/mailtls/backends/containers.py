@@ -129,24 +129,25 @@ def ensure_base_image(name: str, on_progress) -> None:
             raise LabError(f"importing the base image failed:\n{imported.stderr}")
 
 
-def image_digest(labs: Path) -> str:
-    """A fingerprint of the image's build context, stored as a label to know when to rebuild."""
+def context_digest(context: Path) -> str:
+    """A fingerprint of an image's build context, stored as a label to know when to rebuild."""
     digest = hashlib.sha256()
-    for path in sorted((labs / "images" / "host").rglob("*")):
+    for path in sorted(context.rglob("*")):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def ensure_image(name: str, labs: Path, on_progress) -> None:
-    wanted = image_digest(labs)
-    inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}", IMAGE],
+def build_image(name: str, image: str, context: Path, what: str, on_progress) -> None:
+    """Build ``image`` from ``context`` unless the image was built from exactly these files."""
+    wanted = context_digest(context)
+    inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}", image],
                     check=False, env=engine_env(name))
     if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
         return
-    on_progress(f"image {IMAGE}: building (Postfix and Dovecot from Debian)")
-    pull = ["--pull=never"] if name == "podman" else []
-    run([name, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", IMAGE, str(labs / "images" / "host")],
+    on_progress(f"image {image}: building ({what})")
+    pull = ["--pull=never"] if name == "podman" else []  # FROM names the local base image
+    run([name, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", image, str(context)],
         env=engine_env(name))
 
 
@@ -160,7 +161,7 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
     name = require_engine()
     try:
         ensure_base_image(name, on_progress)
-        ensure_image(name, labs, on_progress)
+        build_image(name, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian", on_progress)
         on_progress("lab files: CA, certificates, users")
         prepare_lab_files(labs, "containers")
         save_state(engine=name)
