@@ -19,7 +19,7 @@ from bs4 import BeautifulSoup
 from course import LANGUAGES, ROOT, build_edition, built_page
 
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if p.stem != "index")
+NAMES = sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if "kernelspec:" in p.read_text())
 
 
 def is_notebook(path: Path) -> bool:
@@ -116,3 +116,15 @@ def test_chapters_and_notebooks_link_to_each_other(site: Path, language: str) ->
         tip = BeautifulSoup(chapter_page.read_text(), "html.parser").select_one("article .admonition.tip")
         assert tip is not None, f"{chapter} has no link to its notebooks"
         assert any(a["href"].startswith(f"../notebooks/{name}.html") for a in tip.select("a[href]"))
+
+
+def test_site_build_without_a_lab_uses_the_simulated_one(tmp_path: Path) -> None:
+    """What `make serve` does on a machine with no real lab: outputs from the simulated lab, said so."""
+    result = build_edition("es", tmp_path / "site", tmp_path / "doctrees", notebooks="sim")
+    assert result.returncode == 0, result.warnings
+    for name in NAMES:
+        page = BeautifulSoup(built_page(tmp_path / "site", "es", f"notebooks/{name}").read_text(), "html.parser")
+        assert "el laboratorio simulado" in page.select_one("article .admonition.note").get_text()
+        first = page.select("article div.cell")[0].select_one(".cell_output")
+        assert first is not None and "lab on the sim backend" in first.get_text()
+        assert "Traceback" not in page.get_text()

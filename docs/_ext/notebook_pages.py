@@ -4,12 +4,13 @@ The notebooks live in ``notebooks/LANG/`` (``docs/LANG/notebooks`` is a link to 
 MyST Markdown, and MyST-NB renders them. This extension decides and says where their outputs
 come from, and ties each notebook to its chapter:
 
-- **Execution.** ``MAILTLS_NOTEBOOKS`` chooses: ``execute`` (a lab must be running: the build
-  fails otherwise), ``off`` (never execute), or ``auto``, the default: execute when a lab
-  answers, else show the cells without outputs. Old outputs are never shown: the build either
-  runs every cell now or shows none.
+- **Execution.** ``MAILTLS_NOTEBOOKS`` chooses: ``execute`` (a real lab must be running: the
+  build fails otherwise), ``sim`` (the simulated lab, ``mailtls.sim``), ``off`` (never execute),
+  or ``auto``, the default: the real lab when one answers, else the simulated one. Old outputs
+  are never shown: the build either runs every cell now or shows none.
 - **Provenance.** Every notebook page starts with a note naming the servers that produced its
-  outputs (backend, Postfix and Dovecot versions, date), or saying that none did.
+  outputs (backend, Postfix and Dovecot versions, date; or the simulated lab), or saying that
+  none did.
 - **Downloads.** The notebook, as executed, is copied next to its page (``notebooks/NAME.ipynb``)
   and linked from the note.
 - **Chapters.** ``notebook_chapters`` in ``conf.py`` maps each notebook to its chapter; each
@@ -42,6 +43,10 @@ MESSAGES = {
         "not_executed": "No lab was running when this site was built, so the cells below have no outputs. "
                         "Run the notebook against your own lab (`make notebooks`), or rebuild the site "
                         "with a lab running to see them here.",
+        "simulated": "The outputs on this page were produced on {date} by the simulated lab: the course's "
+                     "configuration files read by a Python simulation of Postfix 3.7 and Dovecot 2.3, with real "
+                     "TLS. No real lab was running when this site was built; run the notebook against one to see "
+                     "the real servers' answers.",
         "download": "Download the notebook (.ipynb)",
         "chapter": "Chapter: ",
         "chapter_notebooks": "Run this chapter: ",
@@ -53,6 +58,10 @@ MESSAGES = {
                         "no tienen salidas. Ejecuta el cuaderno contra tu propio laboratorio "
                         "(`make notebooks`) o vuelve a construir el sitio con un laboratorio en marcha "
                         "para verlas aquí.",
+        "simulated": "Las salidas de esta página las produjo el {date} el laboratorio simulado: los ficheros "
+                     "de configuración del curso, leídos por una simulación en Python de Postfix 3.7 y "
+                     "Dovecot 2.3, con TLS real. Al construir este sitio no había ningún laboratorio real en "
+                     "marcha; ejecuta el cuaderno contra uno para ver las respuestas de los servidores reales.",
         "download": "Descargar el cuaderno (.ipynb)",
         "chapter": "Capítulo: ",
         "chapter_notebooks": "Practica este capítulo: ",
@@ -83,16 +92,28 @@ def running_lab() -> Any | None:
 
 def choose_execution(app: Sphinx, config: Config) -> None:
     choice = os.environ.get("MAILTLS_NOTEBOOKS", "auto")
-    if choice not in ("auto", "execute", "off"):
-        raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute or off, not {choice!r}")
-    lab = None if choice == "off" else running_lab()
+    if choice not in ("auto", "execute", "sim", "off"):
+        raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute, sim or off, not {choice!r}")
+    lab = running_lab() if choice in ("auto", "execute") else None
     if lab is not None and choice == "auto" and not os.access(lab.wiretap["mode_file"], os.W_OK):
         lab = None  # the attacks notebook switches the wiretap: only the lab's owner may
     if choice == "execute" and lab is None:
         raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
+    if lab is None and choice in ("auto", "sim"):
+        lab = simulated_lab()
     app.mailtls_lab = lab  # type: ignore[attr-defined]
     config.nb_execution_mode = "force" if lab is not None else "off"
     logging.getLogger("traitlets").setLevel(logging.WARNING)  # not one INFO line per notebook
+
+
+def simulated_lab() -> Any | None:
+    """The simulated lab, which the notebooks' kernels start for themselves (MAILTLS_BACKEND=sim)."""
+    try:
+        from mailtls.lab import connect
+    except ImportError:
+        return None
+    os.environ["MAILTLS_BACKEND"] = "sim"  # inherited by the kernels that execute the notebooks
+    return connect(backend="sim")
 
 
 def per_language_output(app: Sphinx) -> None:
@@ -109,6 +130,8 @@ def provenance(app: Sphinx) -> str:
     lab = app.mailtls_lab  # type: ignore[attr-defined]
     if lab is None:
         return messages["not_executed"]
+    if lab.backend == "sim":
+        return messages["simulated"].format(date=dt.date.today().isoformat())
     servers = ", ".join(f"{name.capitalize()} {version}" for name, version in lab.servers.items())
     return messages["executed"].format(date=dt.date.today().isoformat(), backend=lab.backend, servers=servers)
 

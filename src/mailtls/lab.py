@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import sys
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -124,8 +126,15 @@ class Lab:
             _LAB_NAMES[target] = real
 
 
-def connect(status_file: Path = STATUS_FILE) -> Lab:
-    """The running lab, as described by ``lab status --json``; its host names now resolve here."""
+def connect(status_file: Path = STATUS_FILE, backend: str | None = None) -> Lab:
+    """The running lab, as described by ``lab status --json``; its host names now resolve here.
+
+    With ``backend="sim"`` (or ``MAILTLS_BACKEND=sim``, or always in the browser, where Python
+    has no sockets to reach a real lab) the lab is simulated in this process instead.
+    """
+    backend = backend or os.environ.get("MAILTLS_BACKEND") or ("sim" if sys.platform == "emscripten" else None)
+    if backend == "sim":
+        status_file = simulated_lab().files / "status.json"
     try:
         status = json.loads(status_file.read_text())
     except FileNotFoundError:
@@ -143,6 +152,19 @@ def connect(status_file: Path = STATUS_FILE) -> Lab:
     )
     resolve_lab_names({e.host: e.address for e in lab.services})
     return lab
+
+
+_simulated = None
+
+
+def simulated_lab():
+    """This process's simulated lab, started on first use (see ``mailtls.sim``)."""
+    global _simulated
+    if _simulated is None:
+        from mailtls.sim.lab import SimLab
+
+        _simulated = SimLab()
+    return _simulated
 
 
 # -- The lab's host names in this process ----------------------------------------------------------

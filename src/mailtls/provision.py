@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import pwd
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,8 +32,12 @@ def ssha512(password: str) -> str:
     return "{SSHA512}" + base64.b64encode(digest + salt).decode()
 
 
-def provision(root: Path, addresses: dict[str, str]) -> list[User]:
-    """Write the lab's files under ``root``; ``addresses`` maps host names to their addresses."""
+def provision(root: Path, addresses: dict[str, str], mailbox_owner: str | None = "mail") -> list[User]:
+    """Write the lab's files under ``root``; ``addresses`` maps host names to their addresses.
+
+    ``mailbox_owner`` owns the mailboxes folder (real servers deliver as "mail"); the simulated
+    lab, which keeps mailboxes in memory and may run without root, passes None.
+    """
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
     ca = LabCA(f"mailtls lab CA {secrets.token_hex(4)}")
@@ -56,10 +59,13 @@ def provision(root: Path, addresses: dict[str, str]) -> list[User]:
     (root / "credentials.json").write_text(json.dumps([asdict(u) for u in users], indent=2) + "\n")
     os.chmod(root / "credentials.json", 0o600)
 
-    mail = pwd.getpwnam("mail")
     for folder in ("mail", "transcripts"):
         (root / folder).mkdir(exist_ok=True)
-    os.chown(root / "mail", mail.pw_uid, mail.pw_gid)  # the mailboxes belong to the "mail" user
+    if mailbox_owner is not None:
+        import pwd
+
+        owner = pwd.getpwnam(mailbox_owner)
+        os.chown(root / "mail", owner.pw_uid, owner.pw_gid)
     return users
 
 

@@ -30,6 +30,7 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,13 @@ def read_transcript(path: Path) -> list[dict[str, Any]]:
 class Session:
     """One client connection and its upstream connection."""
 
-    def __init__(self, number: int, route: Route, mode: Mode, transcript: Transcript) -> None:
+    def __init__(self, number: int, route: Route, mode: Mode, transcript: Transcript,
+                 connect_upstream: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+                 | None = None) -> None:
         self.number = number
+        # How to reach the server: a TCP connection by default; the simulated lab passes its own.
+        self.connect_upstream = connect_upstream or (lambda: asyncio.open_connection(
+            route.upstream_host, route.upstream_port, limit=LINE_LIMIT))
         self.route = route
         self.mode = mode
         self.transcript = transcript
@@ -177,9 +183,7 @@ class Session:
     async def run(self, client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         client_reader, client_writer = client
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                self.route.upstream_host, self.route.upstream_port, limit=LINE_LIMIT
-            )
+            upstream_reader, upstream_writer = await self.connect_upstream()
         except OSError:
             client_writer.close()
             return

@@ -1,0 +1,369 @@
+"""The simulated lab: the five hosts of ``labs/``, simulated in this Python process.
+
+It runs from the same ``labs/hosts/*`` files as the real lab and keeps the same kind of files
+(CA, certificates, users, logs, the wiretap's mode and transcript, ``status.json``) in a
+temporary folder, so ``mailtls.lab.connect()`` describes it exactly as it describes a real lab.
+What it simplifies is listed on the site's page "What the simulated lab simplifies".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import datetime as dt
+import json
+import secrets
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+
+from cryptography import x509
+
+from mailtls import wiretap
+from mailtls.hosts import HOSTS, LABS, MAIL, Host
+from mailtls.provision import provision
+from mailtls.sim import network
+from mailtls.sim.config import DovecotConfig, PostfixConfig
+from mailtls.sim.imapd import ImapSession
+from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
+
+NETWORK_PREFIX = "198.18.0."
+CLIENT_ADDRESS = NETWORK_PREFIX + "1"  # where the notebooks' connections come from, as natively
+VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
+LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
+
+
+def address(host: Host) -> str:
+    return f"{NETWORK_PREFIX}{host.octet}"
+
+
+def tls_summary(tls: ssl.SSLSocket, resumed: bool = False) -> str:
+    """How Postfix describes a TLS session in its logs and Received headers."""
+    name, _, bits = tls.cipher()
+    summary = f"{tls.version()} with cipher {name} ({bits}/{bits} bits) key-exchange X25519 " \
+              "server-signature ECDSA (prime256v1)"
+    return summary if resumed else summary + " server-digest SHA256"
+
+
+class SimLab:
+    """Every host of the lab, listening on the simulated network of this process."""
+
+    def __init__(self, labs: Path = LABS, files: Path | None = None) -> None:
+        self.labs = labs
+        if files is None:  # a folder of our own, removed when this Python ends
+            files = Path(tempfile.mkdtemp(prefix="mailtls-sim-"))
+            atexit.register(shutil.rmtree, files, ignore_errors=True)
+        self.files = files
+        users = provision(self.files, {h.name: address(h) for h in HOSTS}, mailbox_owner=None)
+        self.passwords = {u.login: u.password for u in users}
+        self.mailboxes: dict[str, list[bytes]] = {}
+        self.lock = threading.Lock()
+        self.tls_sessions: dict[str, ssl.SSLSession] = {}  # the relay's session cache
+        self.client_contexts: dict[str, ssl.SSLContext] = {}
+        (self.files / "wiretap.mode").write_text("pass\n")
+        self.postfix: dict[str, PostfixConfig] = {}
+        network.clear()
+        for host in HOSTS:
+            (self.files / "hosts" / host.name / "log").mkdir(parents=True, exist_ok=True)
+            if host.postfix:
+                self.start_postfix(host)
+            if host.dovecot:
+                self.start_dovecot(host)
+            if host.wiretap_for:
+                self.start_wiretap(host)
+        self.write_status()
+        network.install()
+
+    # -- Files ------------------------------------------------------------------------------
+
+    def write_status(self) -> None:
+        described = {
+            "backend": "sim",
+            "up": True,
+            "servers": VERSIONS,
+            "logs": {h.name: str(self.log_file(h.name)) for h in HOSTS if h.postfix},
+            "ca_file": str(self.files / "ca.pem"),
+            "wiretap": {"host": "mitm.lab.test", "target": MAIL.name, "mode_file": str(self.files / "wiretap.mode"),
+                        "transcript": str(self.files / "transcripts" / "wiretap.jsonl")},
+            "services": [{"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
+                         for h in HOSTS for s in h.services],
+            "users": [{"login": login, "password": password} for login, password in self.passwords.items()],
+        }
+        (self.files / "status.json").write_text(json.dumps(described, indent=2) + "\n")
+
+    def log_file(self, host_name: str) -> Path:
+        return self.files / "hosts" / host_name / "log" / "postfix.log"
+
+    def log(self, host_name: str, program: str, text: str) -> None:
+        stamp = dt.datetime.now().strftime("%b %d %H:%M:%S")
+        with self.lock, self.log_file(host_name).open("a") as log:
+            log.write(f"{stamp} {host_name.split('.')[0]} {program}[{threading.get_ident() % 100000}]: {text}\n")
+
+    def authenticate(self, login: str, password: str) -> bool:
+        return self.passwords.get(login) == password
+
+    def mailbox(self, name: str) -> list[bytes]:
+        with self.lock:
+            return list(self.mailboxes.get(name, []))
+
+    def store(self, name: str, message: bytes) -> None:
+        with self.lock:
+            self.mailboxes.setdefault(name, []).append(message)
+
+    def server_context(self, host: Host, minimum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # Python's default minimum: TLS 1.2
+        if minimum is not None:
+            context.minimum_version = minimum
+        context.load_cert_chain(self.files / f"{host.name}.pem", self.files / f"{host.name}.key")
+        return context
+
+    # -- Postfix ----------------------------------------------------------------------------
+
+    def start_postfix(self, host: Host) -> None:
+        config = PostfixConfig(host.config_dir(self.labs), self.files)
+        self.postfix[host.name] = config
+        recipients = Recipients(config)
+        context = self.server_context(host) if host.certificate != "none" else None
+        for port, service in config.listeners().items():
+            settings = SmtpServerSettings.read(config, port)
+
+            def serve(sock: socket.socket, client: str, settings=settings) -> None:
+                session = SmtpSession(settings, recipients, client, self.authenticate,
+                                      lambda envelope, s: self.receive_mail(host, envelope, s))
+
+                def on_tls(tls: ssl.SSLSocket) -> None:
+                    session.tls_details = tls_summary(tls)
+
+                network.serve_session(sock, session, context, settings.wrapper, on_tls)
+
+            network.listen(address(host), port, serve)
+
+    def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
+        """What cleanup and the queue manager do with a message smtpd accepted."""
+        queue_id = new_queue_id()
+        config = self.postfix[host.name]
+        received = self.received_header(host, session, queue_id, envelope)
+        message = received + envelope.content
+        self.log(host.name, "postfix/qmgr", f"{queue_id}: from=<{envelope.sender}>, size={len(message)}, "
+                                             f"nrcpt={len(envelope.recipients)} (queue active)")
+        for recipient in envelope.recipients:
+            domain = recipient.lower().rpartition("@")[2]
+            if recipients_local(config, domain):
+                self.deliver_locally(host, recipient, envelope.sender, message)
+            else:
+                threading.Thread(target=self.deliver_remotely, args=(host, queue_id, recipient, envelope.sender,
+                                                                     message), daemon=True).start()
+        return queue_id
+
+    def received_header(self, host: Host, session: SmtpSession, queue_id: str, envelope: Envelope) -> bytes:
+        date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000 (UTC)")
+        lines = [f"Received: from {session.helo} (unknown [{session.client_address}])"]
+        if session.tls_details and session.settings.received_header:
+            lines.append(f"\t(using {session.tls_details.replace(' key-exchange', chr(10) + chr(9) + ' key-exchange')})")
+            lines.append("\t(No client certificate requested)")
+        lines.append(f"\tby {host.name} (Postfix) with {session.protocol} id {queue_id}")
+        if len(envelope.recipients) == 1:
+            lines.append(f"\tfor <{envelope.recipients[0]}>; {date}")
+        else:
+            lines[-1] += f"; {date}"
+        return ("\r\n".join(line.replace("\n", "\r\n") for line in lines) + "\r\n").encode()
+
+    def deliver_locally(self, host: Host, recipient: str, sender: str, message: bytes) -> None:
+        """LMTP to Dovecot on mail.lab.test; the virtual delivery agent on the other hosts."""
+        config = self.postfix[host.name]
+        if host.dovecot:
+            delimiter = config.get("recipient_delimiter")
+            local, _, domain = recipient.partition("@")
+            user = f"{local.split(delimiter, 1)[0] if delimiter else local}@{domain}".lower()
+            date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+            header = (f"Return-Path: <{sender}>\r\nDelivered-To: {user}\r\n"
+                      f"Received: from {host.name} ([127.0.0.1])\r\n\tby {host.name} with LMTP\r\n"
+                      f"\tid {secrets.token_urlsafe(16)}\r\n\t(envelope-from <{sender}>)\r\n"
+                      f"\tfor <{user}>; {date}\r\n")
+            self.store(user, header.encode() + message)
+        else:
+            self.store(recipient.rpartition("@")[2].lower(), f"Delivered-To: {recipient}\r\n".encode() + message)
+
+    # -- The relay's SMTP client (Postfix's smtp with its TLS levels) --------------------------
+
+    def deliver_remotely(self, host: Host, queue_id: str, recipient: str, sender: str, message: bytes) -> None:
+        config = self.postfix[host.name]
+        transport, nexthop = route(config, recipient)
+        service = config.service(transport)
+        overrides = service.overrides if service else {}
+        program = config.get("syslog_name", {**overrides, "service_name": transport}).replace(
+            "$service_name", transport) + "/smtp"
+        level, match = client_policy(config, overrides, nexthop)
+        target = nexthop.strip("[]")
+        target_host = next(h for h in HOSTS if h.name == target)
+        where = f"{target}[{address(target_host)}]:25"
+        relay_text = f"relay={where}"
+
+        def status(dsn: str, state: str, text: str) -> None:
+            self.log(host.name, program, f"{queue_id}: to=<{recipient}>, {relay_text}, delay=0.01, "
+                                         f"delays=0/0/0/0, dsn={dsn}, status={state} ({text})")
+
+        sock = network.open_connection(address(target_host), 25, client_address=address(host), timeout=30)
+        reader = sock.makefile("rb")
+        try:
+            read_reply(reader)
+            offered = ehlo(sock, reader, host.name)
+            if level != "none" and "STARTTLS" in offered:
+                sock.sendall(b"STARTTLS\r\n")
+                read_reply(reader)
+                sock, trust, reason = self.client_tls(sock, transport, target, level, match, host, program, where)
+                reader = sock.makefile("rb")
+                if level in ("verify", "secure") and trust != "Verified":
+                    status("4.7.5", "deferred", "Server certificate not verified")
+                    return
+                ehlo(sock, reader, host.name)
+            elif level in LEVELS_REQUIRING_TLS:
+                status("4.7.4", "deferred", f"TLS is required, but was not offered by host {where.rsplit(':', 1)[0]}")
+                return
+            for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"):
+                sock.sendall(command.encode() + b"\r\n")
+                code, text = read_reply(reader)
+                if code >= 400:
+                    status(f"{code // 100}.0.0", "deferred" if code < 500 else "bounced", f"host {where} said: {text}")
+                    return
+            body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n"))
+            sock.sendall(body.rstrip(b"\r\n") + b"\r\n.\r\n")
+            code, text = read_reply(reader)
+            status(text.split(" ", 1)[0] if code < 400 else "4.0.0", "sent" if code < 400 else "deferred", f"{code} {text}")
+            sock.sendall(b"QUIT\r\n")
+        finally:
+            sock.close()
+
+    def client_tls(self, sock: socket.socket, transport: str, target: str, level: str, match: str, host: Host,
+                   program: str, where: str) -> tuple[ssl.SSLSocket, str, str]:
+        """STARTTLS as Postfix's client does it: handshake first, then judge the certificate."""
+        key = f"{transport}&[{target}]"
+        context = self.client_contexts.get(key)
+        if context is None:  # one per cache entry: a session resumes only with its own context
+            context = self.client_contexts[key] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
+        resumed = tls.session_reused
+        certificate = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+        trust, reason = judge(certificate, self.files / "ca.pem", match or target)
+        if level in ("verify", "secure") and trust != "Verified":
+            self.log(host.name, program, f"certificate verification failed for {where}: {reason}")
+        word = "Trusted" if trust == "Verified" and level not in ("verify", "secure") else trust
+        self.log(host.name, program, f"{word} TLS connection established to {where}: {tls_summary(tls, resumed)}")
+        tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
+        tls.makefile("rb").readline()
+        if tls.session is not None:
+            self.tls_sessions[key] = tls.session
+        return tls, trust, reason
+
+    # -- Dovecot ----------------------------------------------------------------------------
+
+    def start_dovecot(self, host: Host) -> None:
+        config = DovecotConfig.read(host.config_dir(self.labs) / "dovecot.conf")
+        minimum = getattr(ssl.TLSVersion, config.ssl_min_protocol.replace("TLSv1.", "TLSv1_"), ssl.TLSVersion.TLSv1_2)
+        context = self.server_context(host, minimum)
+        for port, implicit in config.listeners.items():
+            def serve(sock: socket.socket, client: str, port=port, implicit=implicit) -> None:
+                session = ImapSession(config, port, self.authenticate, self.mailbox)
+                network.serve_session(sock, session, context, implicit)
+
+            network.listen(address(host), port, serve)
+
+    # -- The wiretap on mitm.lab.test ---------------------------------------------------------
+
+    def start_wiretap(self, host: Host) -> None:
+        """The real wiretap's sessions, relaying to the simulated mail.lab.test."""
+        target = next(h for h in HOSTS if h.short == host.wiretap_for)
+        transcript = wiretap.Transcript(self.files / "transcripts" / "wiretap.jsonl")
+        tap = wiretap.Wiretap([], wiretap.Mode.PASS, None, self.files / "wiretap.mode")
+        for service in host.services:
+            protocol = "tls" if service.tls == "implicit" else ("imap" if service.name == "imap" else "smtp")
+            route = wiretap.Route(protocol, address(host), service.port, address(target), service.port)
+
+            def serve(sock: socket.socket, client: str, route=route) -> None:
+                session = wiretap.Session(next(tap._numbers), route, tap.current_mode(), transcript,
+                                          connect_upstream=lambda route=route: asyncio.open_connection(
+                                              sock=network.open_connection(route.upstream_host, route.upstream_port,
+                                                                           client_address=address(host)),
+                                              limit=wiretap.LINE_LIMIT))
+
+                async def run() -> None:
+                    reader, writer = await asyncio.open_connection(sock=sock, limit=wiretap.LINE_LIMIT)
+                    await session.run((reader, writer))
+
+                asyncio.run(run())
+
+            network.listen(address(host), service.port, serve)
+
+
+# -- Postfix's routing and client policy ------------------------------------------------------------
+
+
+def recipients_local(config: PostfixConfig, domain: str) -> bool:
+    return Recipients(config).is_local(domain)
+
+
+def route(config: PostfixConfig, recipient: str) -> tuple[str, str]:
+    """transport_maps (full address, then domain), else relay_transport with the domain."""
+    table = config.table("transport_maps")
+    domain = recipient.lower().rpartition("@")[2]
+    found = table.get(recipient.lower()) or table.get(domain)
+    if found:
+        transport, _, nexthop = found.partition(":")
+        return transport, nexthop or domain
+    return config.get("relay_transport").partition(":")[0], domain
+
+
+def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str) -> tuple[str, str]:
+    """The security level (and match= names) for a next hop: policy table first, then the level."""
+    level = config.get("smtp_tls_security_level", overrides) or "none"
+    if config.get("smtp_tls_policy_maps", overrides):
+        policy = config.table("smtp_tls_policy_maps", overrides)
+        entry = policy.get(nexthop.lower()) or policy.get(nexthop.strip("[]").lower())
+        if entry:
+            fields = entry.split()
+            level = fields[0]
+            match = next((f.partition("=")[2].split(":")[0] for f in fields[1:] if f.startswith("match=")), "")
+            return level, match
+    return level, ""
+
+
+def judge(certificate: x509.Certificate, ca_file: Path, name: str) -> tuple[str, str]:
+    """Untrusted, Trusted (chain to the lab CA) or Verified (chain and name), with OpenSSL's reason."""
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    if certificate.issuer == certificate.subject:
+        return "Untrusted", "self-signed certificate"
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, Exception):  # noqa: B014 (any failure means: not issued by the CA)
+        return "Untrusted", "unable to get local issuer certificate"
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    return ("Verified", "") if name.lower() in (n.lower() for n in names) else ("Trusted", "hostname mismatch")
+
+
+def read_reply(reader) -> tuple[int, str]:
+    lines = []
+    while True:
+        line = reader.readline().decode("latin-1").rstrip("\r\n")
+        lines.append(line)
+        if len(line) < 4 or line[3] != "-":
+            break
+    return int(lines[-1][:3] or 0), lines[-1][4:]
+
+
+def ehlo(sock: socket.socket, reader, name: str) -> list[str]:
+    sock.sendall(f"EHLO {name}\r\n".encode())
+    offered = []
+    while True:
+        line = reader.readline().decode("latin-1").rstrip("\r\n")
+        offered.append(line[4:].upper())
+        if len(line) < 4 or line[3] != "-":
+            return offered
