@@ -165,3 +165,33 @@ def dovecot_names(block: str) -> tuple[list[str], list[str]]:
         elif match := DOVECOT_SECTION.match(line):
             sections.append(match[1])
     return settings, sections
+
+
+# -- Notebooks -------------------------------------------------------------------------------------
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def notebook_names() -> list[str]:
+    """The notebooks (MyST files with a kernel), by file name without ``.md``."""
+    return sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if "kernelspec:" in p.read_text())
+
+
+def run_notebook(language: str, name: str, against: str):
+    """Execute a notebook as Jupyter would; a failing cell fails the test, naming ``against``.
+
+    Returns the executed notebook and the text its first code cell printed (the lab it used).
+    """
+    import jupytext
+    import nbclient
+    import pytest
+
+    notebook = jupytext.read(NOTEBOOKS / language / f"{name}.md")
+    try:
+        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(ROOT)}}).execute()
+    except nbclient.exceptions.CellExecutionError as error:
+        pytest.fail(f"{language}/{name}.md on {against}:\n{error}", pytrace=False)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert not [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    return notebook, "".join(output.get("text", "") for output in code[0].outputs)

@@ -18,16 +18,13 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import jupytext
-import nbclient
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from course import LANGUAGES, ROOT
+from course import LANGUAGES, ROOT, notebook_names, run_notebook
 
-NOTEBOOKS = ROOT / "notebooks"
-NAMES = sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if "kernelspec:" in p.read_text())
+NAMES = notebook_names()
 
 
 # -- The notebooks, on the simulated lab ----------------------------------------------------------
@@ -37,14 +34,8 @@ NAMES = sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if "kernelspec:" 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_on_the_simulated_lab(name: str, language: str, monkeypatch) -> None:
     monkeypatch.setenv("MAILTLS_BACKEND", "sim")  # the kernel inherits it
-    notebook = jupytext.read(NOTEBOOKS / language / f"{name}.md")
-    try:
-        nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT)}}).execute()
-    except nbclient.exceptions.CellExecutionError as error:
-        pytest.fail(f"{language}/{name}.md on the simulated lab:\n{error}", pytrace=False)
-    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    assert "lab on the sim backend" in "".join(output.get("text", "") for output in first.outputs)
+    _, first_output = run_notebook(language, name, "the simulated lab")
+    assert "lab on the sim backend" in first_output
 
 
 # -- Random input never crashes the simulated servers ------------------------------------------

@@ -65,6 +65,7 @@ class SimLab:
         self.client_contexts: dict[str, ssl.SSLContext] = {}
         (self.files / "wiretap.mode").write_text("pass\n")
         self.postfix: dict[str, PostfixConfig] = {}
+        self.recipients: dict[str, Recipients] = {}
         network.clear()
         for host in HOSTS:
             (self.files / "hosts" / host.name / "log").mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,7 @@ class SimLab:
     def start_postfix(self, host: Host) -> None:
         config = PostfixConfig(host.config_dir(self.labs), self.files)
         self.postfix[host.name] = config
-        recipients = Recipients(config)
+        recipients = self.recipients[host.name] = Recipients(config)
         context = self.server_context(host) if host.certificate != "none" else None
         for port, service in config.listeners().items():
             settings = SmtpServerSettings.read(config, port)
@@ -144,14 +145,13 @@ class SimLab:
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
         queue_id = new_queue_id()
-        config = self.postfix[host.name]
         received = self.received_header(host, session, queue_id, envelope)
         message = received + envelope.content
         self.log(host.name, "postfix/qmgr", f"{queue_id}: from=<{envelope.sender}>, size={len(message)}, "
                                              f"nrcpt={len(envelope.recipients)} (queue active)")
         for recipient in envelope.recipients:
             domain = recipient.lower().rpartition("@")[2]
-            if recipients_local(config, domain):
+            if self.recipients[host.name].is_local(domain):
                 self.deliver_locally(host, recipient, envelope.sender, message)
             else:
                 threading.Thread(target=self.deliver_remotely, args=(host, queue_id, recipient, envelope.sender,
@@ -162,14 +162,14 @@ class SimLab:
         date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000 (UTC)")
         lines = [f"Received: from {session.helo} (unknown [{session.client_address}])"]
         if session.tls_details and session.settings.received_header:
-            lines.append(f"\t(using {session.tls_details.replace(' key-exchange', chr(10) + chr(9) + ' key-exchange')})")
-            lines.append("\t(No client certificate requested)")
+            protocol, _, exchange = session.tls_details.partition(" key-exchange")
+            lines += [f"\t(using {protocol}", f"\t key-exchange{exchange})", "\t(No client certificate requested)"]
         lines.append(f"\tby {host.name} (Postfix) with {session.protocol} id {queue_id}")
         if len(envelope.recipients) == 1:
             lines.append(f"\tfor <{envelope.recipients[0]}>; {date}")
         else:
             lines[-1] += f"; {date}"
-        return ("\r\n".join(line.replace("\n", "\r\n") for line in lines) + "\r\n").encode()
+        return ("\r\n".join(lines) + "\r\n").encode()
 
     def deliver_locally(self, host: Host, recipient: str, sender: str, message: bytes) -> None:
         """LMTP to Dovecot on mail.lab.test; the virtual delivery agent on the other hosts."""
@@ -301,10 +301,6 @@ class SimLab:
 
 
 # -- Postfix's routing and client policy ------------------------------------------------------------
-
-
-def recipients_local(config: PostfixConfig, domain: str) -> bool:
-    return Recipients(config).is_local(domain)
 
 
 def route(config: PostfixConfig, recipient: str) -> tuple[str, str]:
