@@ -22,6 +22,7 @@ POST_LOGIN = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLA
               "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY")
 TIMING = "(0.001 + 0.000 secs)."
 LINE_LIMIT = 65536
+LOGIN_LINE_LIMIT = 1024  # imap-login's input buffer: a longer line before login ends the session
 
 
 class ImapSession:
@@ -49,6 +50,8 @@ class ImapSession:
         return f"* OK [CAPABILITY {self.capabilities()}] Dovecot (Debian) ready.\r\n".encode()
 
     def receive(self, line: bytes) -> Reply:
+        if self.user is None and len(line) > LOGIN_LINE_LIMIT:
+            return self.say("* BYE Input buffer full, aborting", close=True)
         text = line.rstrip(b"\r\n")[:LINE_LIMIT].decode("latin-1")
         if self.pending_auth is not None:
             tag, self.pending_auth = self.pending_auth, None
@@ -77,7 +80,8 @@ class ImapSession:
         return self.say(f"{tag} OK NOOP completed{' ' + TIMING if self.user else '.'}")
 
     def do_logout(self, tag: str, argument: str) -> Reply:
-        return self.say("* BYE Logging out", f"{tag} OK Logout completed {TIMING}", close=True)
+        done = f"Logout completed {TIMING}" if self.user else "Logout completed."
+        return self.say("* BYE Logging out", f"{tag} OK {done}", close=True)
 
     def do_starttls(self, tag: str, argument: str) -> Reply:
         if self.tls_active:
@@ -90,7 +94,7 @@ class ImapSession:
             return self.say(f"{tag} BAD Error in IMAP command LOGIN: Unknown command {TIMING}")
         arguments = imap_strings(argument)
         if len(arguments) != 2:
-            return self.say(f"{tag} BAD Invalid arguments.")
+            return self.say(f"{tag} BAD Error in IMAP command received by server.")
         if self.plaintext_disabled():
             return self.say("* BAD [ALERT] Plaintext authentication not allowed without SSL/TLS, but your client "
                             "did it anyway. If anyone was listening, the password was exposed.",
@@ -121,7 +125,7 @@ class ImapSession:
         try:
             parts = base64.b64decode(answer, validate=True).decode("utf-8").split("\0")
         except ValueError:  # bad base64, non-ASCII, or not UTF-8 (all ValueErrors)
-            return self.say(f"{tag} BAD Invalid base64 data in continued response")
+            return self.say(f"{tag} NO [ALERT] Invalid base64 in response")
         if len(parts) != 3:
             return self.say(f"{tag} NO [AUTHENTICATIONFAILED] Authentication failed.")
         return self.log_in(tag, parts[1], parts[2])

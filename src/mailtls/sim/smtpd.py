@@ -229,7 +229,7 @@ class SmtpSession:
             decoded = base64.b64decode(answer, validate=True).decode("utf-8")
         except ValueError:  # bad base64, non-ASCII, or not UTF-8 (all ValueErrors)
             self.sasl_state = None
-            where = "initial response" if initial_response else "response"
+            where = "initial response" if initial_response else "continued response"
             return self.reply(f"535 5.7.8 Error: authentication failed: Invalid base64 data in {where}")
         answers.append(decoded)
         if mechanism == "LOGIN" and len(answers) == 1:
@@ -252,6 +252,8 @@ class SmtpSession:
             return self.reply("503 5.5.1 Error: nested MAIL command")
         if not argument.upper().startswith("FROM:"):
             return self.reply("501 5.5.4 Syntax: MAIL FROM:<address>")
+        if not well_formed(argument[5:]):
+            return self.reply("501 5.1.7 Bad sender address syntax")
         self.envelope = Envelope(sender=address_of(argument[5:]))
         return self.reply("250 2.1.0 Ok")
 
@@ -260,6 +262,8 @@ class SmtpSession:
             return self.reply("503 5.5.1 Error: need MAIL command")
         if not argument.upper().startswith("TO:") or not address_of(argument[3:]):
             return self.reply("501 5.5.4 Syntax: RCPT TO:<address>")
+        if not well_formed(argument[3:]):
+            return self.reply("501 5.1.3 Bad recipient address syntax")
         recipient = address_of(argument[3:])
         refused = self.restrictions(recipient)
         if refused:
@@ -349,6 +353,12 @@ def address_of(text: str) -> str:
     if text.startswith("<"):
         return text[1:].partition(">")[0]
     return text.split(" ")[0]
+
+
+def well_formed(text: str) -> bool:
+    """False for an address opened with < and never closed (a line cut at line_length_limit)."""
+    text = text.strip()
+    return not text.startswith("<") or ">" in text
 
 
 def new_queue_id() -> str:
