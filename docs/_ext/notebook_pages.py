@@ -157,6 +157,10 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
         if name in chapters:
             links += nodes.Text(" · " + messages["chapter"])
             links += doc_link(chapters[name])
+        lab = app.mailtls_lab  # type: ignore[attr-defined]
+        if lab is not None and lab.backend == "sim":
+            links += nodes.Text(" · ")
+            links += doc_link(NOTEBOOKS + "simulated-lab")
         note += links
         insert_after_title(doctree, note)
         return
