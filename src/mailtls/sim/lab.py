@@ -23,6 +23,7 @@ from pathlib import Path
 from cryptography import x509
 
 from mailtls import wiretap
+from mailtls.backends.common import address  # the same addresses as the real lab's
 from mailtls.hosts import HOSTS, LABS, MAIL, Host
 from mailtls.provision import provision
 from mailtls.sim import network
@@ -30,14 +31,8 @@ from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
 
-NETWORK_PREFIX = "198.18.0."
-CLIENT_ADDRESS = NETWORK_PREFIX + "1"  # where the notebooks' connections come from, as natively
 VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
-
-
-def address(host: Host) -> str:
-    return f"{NETWORK_PREFIX}{host.octet}"
 
 
 def tls_summary(tls: ssl.SSLSocket, resumed: bool = False) -> str:

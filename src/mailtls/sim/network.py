@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mailtls.backends.common import GATEWAY  # clients on the machine connect from here, as natively
 from mailtls.sim.smtpd import Reply
 
 SERVER_TIMEOUT = 120.0  # a server thread gives up on a silent client after this long
@@ -34,7 +35,7 @@ def clear() -> None:
     _listeners.clear()
 
 
-def open_connection(address: str, port: int, client_address: str = "198.18.0.1",
+def open_connection(address: str, port: int, client_address: str = str(GATEWAY),
                     timeout: float | None = None) -> socket.socket:
     """A connected socket to a simulated server, or ConnectionRefusedError as a real host gives."""
     serve = _listeners.get((address, port))
