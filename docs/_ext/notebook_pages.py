@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,17 @@ MESSAGES = {
 # -- Does a lab answer? -----------------------------------------------------------------------
 
 
-def running_lab() -> Any | None:
-    """The running lab (``mailtls.lab.Lab``) if one answers on its mail port, else None."""
+@dataclass(frozen=True)
+class Producer:
+    """What executes the notebooks in this build: a lab's backend and its servers' versions."""
+
+    backend: str
+    servers: dict[str, str]
+    ours: bool = True  # may this user drive it (the attacks notebook switches the wiretap's mode)?
+
+
+def running_lab() -> Producer | None:
+    """The real lab, if one answers on its mail port."""
     try:
         from mailtls.lab import LabNotRunning, connect
     except ImportError:
@@ -87,7 +97,7 @@ def running_lab() -> Any | None:
         socket.create_connection((endpoint.address, endpoint.port), timeout=2).close()
     except OSError:
         return None
-    return lab
+    return Producer(lab.backend, lab.servers, os.access(lab.wiretap["mode_file"], os.W_OK))
 
 
 def choose_execution(app: Sphinx, config: Config) -> None:
@@ -95,25 +105,17 @@ def choose_execution(app: Sphinx, config: Config) -> None:
     if choice not in ("auto", "execute", "sim", "off"):
         raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute, sim or off, not {choice!r}")
     lab = running_lab() if choice in ("auto", "execute") else None
-    if lab is not None and choice == "auto" and not os.access(lab.wiretap["mode_file"], os.W_OK):
-        lab = None  # the attacks notebook switches the wiretap: only the lab's owner may
+    if lab is not None and choice == "auto" and not lab.ours:
+        lab = None
     if choice == "execute" and lab is None:
         raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
     if lab is None and choice in ("auto", "sim"):
-        lab = simulated_lab()
+        # The kernels inherit this and each starts its own simulated lab; none runs here.
+        os.environ["MAILTLS_BACKEND"] = "sim"
+        lab = Producer("sim", {})
     app.mailtls_lab = lab  # type: ignore[attr-defined]
     config.nb_execution_mode = "force" if lab is not None else "off"
     logging.getLogger("traitlets").setLevel(logging.WARNING)  # not one INFO line per notebook
-
-
-def simulated_lab() -> Any | None:
-    """The simulated lab, which the notebooks' kernels start for themselves (MAILTLS_BACKEND=sim)."""
-    try:
-        from mailtls.lab import connect
-    except ImportError:
-        return None
-    os.environ["MAILTLS_BACKEND"] = "sim"  # inherited by the kernels that execute the notebooks
-    return connect(backend="sim")
 
 
 def per_language_output(app: Sphinx) -> None:

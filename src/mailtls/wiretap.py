@@ -319,8 +319,12 @@ class Wiretap:
                 self.mode = Mode(self.mode_file.read_text().strip())
         return self.mode
 
+    def session(self, route: Route, connect_upstream=None) -> Session:
+        """A new session on ``route``: the next number, the mode of the moment, the shared transcript."""
+        return Session(next(self._numbers), route, self.current_mode(), self.transcript, connect_upstream)
+
     def _accept(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(next(self._numbers), route, self.current_mode(), self.transcript)
+        session = self.session(route)
         task = asyncio.create_task(session.run((reader, writer)))
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)

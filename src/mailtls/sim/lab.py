@@ -189,8 +189,7 @@ class SimLab:
         transport, nexthop = route(config, recipient)
         service = config.service(transport)
         overrides = service.overrides if service else {}
-        program = config.get("syslog_name", {**overrides, "service_name": transport}).replace(
-            "$service_name", transport) + "/smtp"
+        program = config.get("syslog_name", {**overrides, "service_name": transport}) + "/smtp"
         level, match = client_policy(config, overrides, nexthop)
         target = nexthop.strip("[]")
         target_host = next(h for h in HOSTS if h.name == target)
@@ -273,18 +272,16 @@ class SimLab:
     def start_wiretap(self, host: Host) -> None:
         """The real wiretap's sessions, relaying to the simulated mail.lab.test."""
         target = next(h for h in HOSTS if h.short == host.wiretap_for)
-        transcript = wiretap.Transcript(self.files / "transcripts" / "wiretap.jsonl")
-        tap = wiretap.Wiretap([], wiretap.Mode.PASS, None, self.files / "wiretap.mode")
+        tap = wiretap.Wiretap([], wiretap.Mode.PASS, self.files / "transcripts" / "wiretap.jsonl",
+                              self.files / "wiretap.mode")
         for service in host.services:
             protocol = "tls" if service.tls == "implicit" else ("imap" if service.name == "imap" else "smtp")
             route = wiretap.Route(protocol, address(host), service.port, address(target), service.port)
 
             def serve(sock: socket.socket, client: str, route=route) -> None:
-                session = wiretap.Session(next(tap._numbers), route, tap.current_mode(), transcript,
-                                          connect_upstream=lambda route=route: asyncio.open_connection(
-                                              sock=network.open_connection(route.upstream_host, route.upstream_port,
-                                                                           client_address=address(host)),
-                                              limit=wiretap.LINE_LIMIT))
+                session = tap.session(route, connect_upstream=lambda route=route: asyncio.open_connection(
+                    sock=network.open_connection(route.upstream_host, route.upstream_port, client_address=address(host)),
+                    limit=wiretap.LINE_LIMIT))
 
                 async def run() -> None:
                     reader, writer = await asyncio.open_connection(sock=sock, limit=wiretap.LINE_LIMIT)
@@ -330,7 +327,7 @@ def judge(certificate: x509.Certificate, ca_file: Path, name: str) -> tuple[str,
         return "Untrusted", "self-signed certificate"
     try:
         certificate.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, Exception):  # noqa: B014 (any failure means: not issued by the CA)
+    except Exception:  # any failure means: not issued by the CA
         return "Untrusted", "unable to get local issuer certificate"
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(

@@ -61,7 +61,7 @@ def _create_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_D
                        source_address: Any = None, **kwargs: Any) -> socket.socket:
     host, port = address
     resolved = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0] if host else host
-    if (resolved, port) in _listeners or any(a == resolved for a, _ in _listeners):
+    if any(a == resolved for a, _ in _listeners):  # a lab address: refused there if nothing listens
         if timeout is socket._GLOBAL_DEFAULT_TIMEOUT:
             timeout = socket.getdefaulttimeout()
         return open_connection(resolved, port, timeout=timeout)
