@@ -30,10 +30,13 @@ NAMES = notebook_names()
 # -- The notebooks, on the simulated lab ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("engine", ["ssl", "tlslite"])
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_on_the_simulated_lab(name: str, language: str, monkeypatch) -> None:
+def test_notebook_runs_on_the_simulated_lab(name: str, language: str, engine: str, monkeypatch) -> None:
+    """With the ``ssl`` module, as in CPython, and with tlslite-ng, as in the browser."""
     monkeypatch.setenv("MAILTLS_BACKEND", "sim")  # the kernel inherits it
+    monkeypatch.setenv("MAILTLS_SIM_TLS", engine)
     _, first_output = run_notebook(language, name, "the simulated lab")
     assert "lab on the sim backend" in first_output
 
@@ -251,8 +254,12 @@ def normalise(text: str) -> str:
 
 
 @pytest.mark.lab
-def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, record_property) -> None:
-    from mailtls.sim import network
+@pytest.mark.parametrize("engine", ["ssl", "tlslite"])
+def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property, monkeypatch) -> None:
+    """Fidelity with either TLS engine: the ``ssl`` module (CPython) or tlslite-ng (the browser's)."""
+    from mailtls.sim import network, tls
+
+    monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
 
     user = lab.user("alice")
     real_context = ssl.create_default_context(cafile=str(lab.ca_file))
@@ -273,6 +280,6 @@ def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, record_property
             mismatches.append(f"{scenario.name} / {step[:60]}:\n  real: {real_reply!r}\n  sim:  {sim_reply!r}")
         assert len(real) == len(simulated), f"{scenario.name}: the conversations differ in length"
     record_property("fidelity", f"{matched}/{compared}")
-    print(f"\nfidelity on the {lab.backend_name} lab: {matched} of {compared} steps match")
+    print(f"\nfidelity on the {lab.backend_name} lab with {engine}: {matched} of {compared} steps match")
     assert not mismatches, "\n".join(mismatches)
     assert os.environ.get("MAILTLS_BACKEND") != "sim"

@@ -15,7 +15,10 @@ import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailtls.certs import LabCA, self_signed
+try:
+    from mailtls.certs import LabCA, self_signed
+except ImportError:  # in the browser there is no cryptography package: the same certificates in pure Python
+    from mailtls.sim.x509 import LabCA, self_signed  # type: ignore[assignment]
 from mailtls.hosts import DOMAIN, HOSTS, USERS
 
 

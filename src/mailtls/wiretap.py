@@ -160,25 +160,103 @@ def read_transcript(path: Path) -> list[dict[str, Any]]:
 # -- Relaying -------------------------------------------------------------------------------
 
 
-class Session:
-    """One client connection and its upstream connection."""
+class Relay:
+    """One session's protocol logic, without I/O: bytes in from one side, bytes out to either.
 
-    def __init__(self, number: int, route: Route, mode: Mode, transcript: Transcript,
-                 connect_upstream: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-                 | None = None) -> None:
+    The asyncio :class:`Session` below drives it on real connections; the simulated lab drives it
+    on its virtual ones. It reads lines until TLS starts; in ``pass`` mode and on implicit-TLS
+    routes it relays bytes from the start.
+    """
+
+    def __init__(self, number: int, route: Route, mode: Mode, transcript: Transcript) -> None:
         self.number = number
-        # How to reach the server: a TCP connection by default; the simulated lab passes its own.
-        self.connect_upstream = connect_upstream or (lambda: asyncio.open_connection(
-            route.upstream_host, route.upstream_port, limit=LINE_LIMIT))
         self.route = route
         self.mode = mode
         self.transcript = transcript
-        self.verdict: asyncio.Future[bool] | None = None  # set while a STARTTLS awaits its answer
-        self.verdict_tag = b""
+        self.raw = mode is Mode.PASS or route.protocol == "tls"  # relay bytes, not lines
+        self.from_client_buffer = b""
+        self.from_server_buffer = b""
+        self.reply: list[bytes] = []  # the lines of an SMTP reply read so far
+        self.awaiting: bytes | None = None  # the tag of a STARTTLS whose answer is awaited
 
     def note(self, sender: str, **data: Any) -> None:
         if self.mode is not Mode.PASS:
             self.transcript.write(self.number, self.route, sender, **data)
+
+    def from_client(self, data: bytes) -> tuple[bytes, bytes]:
+        """What the client sent; returns (bytes for the server, bytes for the client)."""
+        if self.raw:
+            if data:
+                self.note("client", encrypted=len(data))
+            return data, b""
+        self.from_client_buffer += data
+        upstream = back = b""
+        while self.awaiting is None and (line := self.take_line("from_client_buffer")):
+            self.note("client", text=line)
+            tag = starttls_command(self.route.protocol, line)
+            if tag is not None and self.mode is Mode.STRIP:
+                answer = refusal(self.route.protocol, tag)
+                self.note("wiretap", text=answer)
+                back += answer
+                continue
+            self.awaiting = tag  # while set, the client's next bytes wait for the server's answer
+            upstream += line
+        return upstream, back
+
+    def from_server(self, data: bytes) -> tuple[bytes, bytes]:
+        """What the server sent; returns (bytes for the client, bytes for the server)."""
+        if self.raw:
+            if data:
+                self.note("server", encrypted=len(data))
+            return data, b""
+        self.from_server_buffer += data
+        back = upstream = b""
+        while not self.raw and (line := self.take_line("from_server_buffer")):
+            self.reply.append(line)
+            if self.route.protocol == "smtp" and line[3:4] == b"-":
+                continue  # more lines of this reply to come
+            reply, self.reply = self.reply, []
+            if self.mode is Mode.STRIP:
+                reply = strip_smtp_reply(reply) if self.route.protocol == "smtp" else [strip_imap_line(x) for x in reply]
+            for line in reply:
+                self.note("server", text=line)
+            back += b"".join(reply)
+            accepted = None if self.awaiting is None else starttls_verdict(self.route.protocol, self.awaiting, reply)
+            if accepted is None:
+                continue
+            self.awaiting = None
+            if accepted:  # TLS from here on, both ways
+                self.raw = True
+                back += self.from_server(self.from_server_buffer)[0]
+                upstream += self.from_client(self.from_client_buffer)[0]
+                self.from_server_buffer = self.from_client_buffer = b""
+            else:
+                more_upstream, more_back = self.from_client(b"")
+                upstream += more_upstream
+                back += more_back
+        return back, upstream
+
+    def take_line(self, buffer: str) -> bytes:
+        """The next line of a buffer, with its line ending; an over-long line goes on in pieces."""
+        data: bytes = getattr(self, buffer)
+        end = data.find(b"\n")
+        if end < 0 and len(data) < LINE_LIMIT:
+            return b""
+        cut = end + 1 if 0 <= end < LINE_LIMIT else LINE_LIMIT
+        setattr(self, buffer, data[cut:])
+        return data[:cut]
+
+
+class Session:
+    """One client connection and its upstream connection, relayed through a :class:`Relay`."""
+
+    def __init__(self, relay: Relay,
+                 connect_upstream: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+                 | None = None) -> None:
+        self.relay = relay
+        route = relay.route
+        self.connect_upstream = connect_upstream or (lambda: asyncio.open_connection(
+            route.upstream_host, route.upstream_port, limit=LINE_LIMIT))
 
     async def run(self, client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         client_reader, client_writer = client
@@ -187,98 +265,26 @@ class Session:
         except OSError:
             client_writer.close()
             return
+
+        async def pump(reader: asyncio.StreamReader, handle: Callable[[bytes], tuple[bytes, bytes]],
+                       onward: asyncio.StreamWriter, back: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while chunk := await reader.read(CHUNK):
+                    for writer, data in zip((onward, back), handle(chunk)):
+                        if data:
+                            writer.write(data)
+                            await writer.drain()
+            with contextlib.suppress(OSError):
+                onward.write_eof()
+
         try:
-            if self.mode is Mode.PASS or self.route.protocol == "tls":
-                await asyncio.gather(
-                    self.relay_bytes(client_reader, upstream_writer, "client"),
-                    self.relay_bytes(upstream_reader, client_writer, "server"),
-                )
-            else:
-                await asyncio.gather(
-                    self.relay_client_lines(client_reader, upstream_writer, client_writer),
-                    self.relay_server_lines(upstream_reader, client_writer),
-                )
+            await asyncio.gather(
+                pump(client_reader, self.relay.from_client, upstream_writer, client_writer),
+                pump(upstream_reader, self.relay.from_server, client_writer, upstream_writer),
+            )
         finally:
             for writer in (client_writer, upstream_writer):
                 writer.close()
-            if self.verdict is not None and not self.verdict.done():
-                self.verdict.set_result(False)
-
-    async def relay_bytes(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sender: str) -> None:
-        """Relay whatever comes; in the transcript it is ciphertext, counted but not readable."""
-        with contextlib.suppress(ConnectionError):
-            while chunk := await reader.read(CHUNK):
-                self.note(sender, encrypted=len(chunk))
-                writer.write(chunk)
-                await writer.drain()
-        with contextlib.suppress(OSError):
-            writer.write_eof()
-
-    async def relay_client_lines(
-        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
-    ) -> None:
-        with contextlib.suppress(ConnectionError):
-            while line := await readline(reader):
-                self.note("client", text=line)
-                tag = starttls_command(self.route.protocol, line)
-                if tag is not None and self.mode is Mode.STRIP:
-                    answer = refusal(self.route.protocol, tag)
-                    self.note("wiretap", text=answer)
-                    client.write(answer)
-                    await client.drain()
-                    continue
-                if tag is not None:
-                    self.verdict = asyncio.get_running_loop().create_future()
-                    self.verdict_tag = tag
-                upstream.write(line)
-                await upstream.drain()
-                if tag is not None and await self.verdict:
-                    await self.relay_bytes(reader, upstream, "client")  # TLS from here on
-                    return
-                self.verdict = None
-        with contextlib.suppress(OSError):
-            upstream.write_eof()
-
-    async def relay_server_lines(self, reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while reply := await self.read_reply(reader):
-                if self.mode is Mode.STRIP:
-                    if self.route.protocol == "smtp":
-                        reply = strip_smtp_reply(reply)
-                    else:
-                        reply = [strip_imap_line(line) for line in reply]
-                for line in reply:
-                    self.note("server", text=line)
-                client.write(b"".join(reply))
-                await client.drain()
-                if self.verdict is not None and not self.verdict.done():
-                    accepted = starttls_verdict(self.route.protocol, self.verdict_tag, reply)
-                    if accepted is not None:
-                        self.verdict.set_result(accepted)
-                        if accepted:
-                            await self.relay_bytes(reader, client, "server")
-                            return
-        with contextlib.suppress(OSError):
-            client.write_eof()
-
-    async def read_reply(self, reader: asyncio.StreamReader) -> list[bytes]:
-        """One SMTP reply (all its lines, up to ``NNN text``) or one IMAP line."""
-        lines: list[bytes] = []
-        while line := await readline(reader):
-            lines.append(line)
-            if self.route.protocol != "smtp" or line[3:4] != b"-":
-                break
-        return lines
-
-
-async def readline(reader: asyncio.StreamReader) -> bytes:
-    """A line with its line ending; an over-long line is passed on in pieces rather than refused."""
-    try:
-        return await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as end:
-        return end.partial
-    except asyncio.LimitOverrunError as overrun:
-        return await reader.readexactly(overrun.consumed)
 
 
 class Wiretap:
@@ -319,12 +325,12 @@ class Wiretap:
                 self.mode = Mode(self.mode_file.read_text().strip())
         return self.mode
 
-    def session(self, route: Route, connect_upstream=None) -> Session:
+    def relay(self, route: Route) -> Relay:
         """A new session on ``route``: the next number, the mode of the moment, the shared transcript."""
-        return Session(next(self._numbers), route, self.current_mode(), self.transcript, connect_upstream)
+        return Relay(next(self._numbers), route, self.current_mode(), self.transcript)
 
     def _accept(self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = self.session(route)
+        session = Session(self.relay(route))
         task = asyncio.create_task(session.run((reader, writer)))
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)

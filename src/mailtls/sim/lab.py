@@ -8,25 +8,24 @@ What it simplifies is listed on the site's page "What the simulated lab simplifi
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import datetime as dt
 import json
 import secrets
 import shutil
-import socket
 import ssl
 import tempfile
 import threading
 from pathlib import Path
-
-from cryptography import x509
+from typing import Any
 
 from mailtls import wiretap
 from mailtls.backends.common import address  # the same addresses as the real lab's
 from mailtls.hosts import HOSTS, LABS, MAIL, Host
 from mailtls.provision import provision
 from mailtls.sim import network
+from mailtls.sim import tls as tls_engines
+from mailtls.sim import x509
 from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
@@ -35,7 +34,7 @@ VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 
 
-def tls_summary(tls: ssl.SSLSocket, resumed: bool = False) -> str:
+def tls_summary(tls: Any, resumed: bool = False) -> str:
     """How Postfix describes a TLS session in its logs and Received headers."""
     name, _, bits = tls.cipher()
     summary = f"{tls.version()} with cipher {name} ({bits}/{bits} bits) key-exchange X25519 " \
@@ -56,8 +55,8 @@ class SimLab:
         self.passwords = {u.login: u.password for u in users}
         self.mailboxes: dict[str, list[bytes]] = {}
         self.lock = threading.Lock()
-        self.tls_sessions: dict[str, ssl.SSLSession] = {}  # the relay's session cache
-        self.client_contexts: dict[str, ssl.SSLContext] = {}
+        self.tls_sessions: dict[str, Any] = {}  # the relay's session cache
+        self.client_contexts: dict[str, Any] = {}
         (self.files / "wiretap.mode").write_text("pass\n")
         self.postfix: dict[str, PostfixConfig] = {}
         self.recipients: dict[str, Recipients] = {}
@@ -109,12 +108,9 @@ class SimLab:
         with self.lock:
             self.mailboxes.setdefault(name, []).append(message)
 
-    def server_context(self, host: Host, minimum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # Python's default minimum: TLS 1.2
-        if minimum is not None:
-            context.minimum_version = minimum
-        context.load_cert_chain(self.files / f"{host.name}.pem", self.files / f"{host.name}.key")
-        return context
+    def server_context(self, host: Host, minimum: str = "TLSv1.2") -> Any:
+        return tls_engines.server_context(str(self.files / f"{host.name}.pem"), str(self.files / f"{host.name}.key"),
+                                          minimum)
 
     # -- Postfix ----------------------------------------------------------------------------
 
@@ -126,16 +122,17 @@ class SimLab:
         for port, service in config.listeners().items():
             settings = SmtpServerSettings.read(config, port)
 
-            def serve(sock: socket.socket, client: str, settings=settings) -> None:
+            def accept(connection: network.Connection, client: str, settings=settings) -> network.LineServer:
                 session = SmtpSession(settings, recipients, client, self.authenticate,
                                       lambda envelope, s: self.receive_mail(host, envelope, s))
 
-                def on_tls(tls: ssl.SSLSocket) -> None:
+                def on_tls(tls: tls_engines.ServerSide) -> None:
                     session.tls_details = tls_summary(tls)
 
-                network.serve_session(sock, session, context, settings.wrapper, on_tls)
+                return network.LineServer(connection, session, lambda send: tls_engines.server_side(context, send),
+                                          settings.wrapper, on_tls)
 
-            network.listen(address(host), port, serve)
+            network.listen(address(host), port, accept)
 
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
@@ -149,8 +146,8 @@ class SimLab:
             if self.recipients[host.name].is_local(domain):
                 self.deliver_locally(host, recipient, envelope.sender, message)
             else:
-                threading.Thread(target=self.deliver_remotely, args=(host, queue_id, recipient, envelope.sender,
-                                                                     message), daemon=True).start()
+                # At once, where Postfix's queue manager would take a moment: the network is synchronous.
+                self.deliver_remotely(host, queue_id, recipient, envelope.sender, message)
         return queue_id
 
     def received_header(self, host: Host, session: SmtpSession, queue_id: str, envelope: Envelope) -> bytes:
@@ -231,8 +228,8 @@ class SimLab:
         finally:
             sock.close()
 
-    def client_tls(self, sock: socket.socket, transport: str, target: str, level: str, match: str, host: Host,
-                   program: str, where: str) -> tuple[ssl.SSLSocket, str, str]:
+    def client_tls(self, sock: network.SocketLike, transport: str, target: str, level: str, match: str, host: Host,
+                   program: str, where: str) -> tuple[Any, str, str]:
         """STARTTLS as Postfix's client does it: handshake first, then judge the certificate."""
         key = f"{transport}&[{target}]"
         context = self.client_contexts.get(key)
@@ -242,8 +239,7 @@ class SimLab:
             context.verify_mode = ssl.CERT_NONE
         tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
         resumed = tls.session_reused
-        certificate = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-        trust, reason = judge(certificate, self.files / "ca.pem", match or target)
+        trust, reason = judge(tls.getpeercert(binary_form=True), self.files / "ca.pem", match or target)
         if level in ("verify", "secure") and trust != "Verified":
             self.log(host.name, program, f"certificate verification failed for {where}: {reason}")
         word = "Trusted" if trust == "Verified" and level not in ("verify", "secure") else trust
@@ -258,14 +254,14 @@ class SimLab:
 
     def start_dovecot(self, host: Host) -> None:
         config = DovecotConfig.read(host.config_dir(self.labs) / "dovecot.conf")
-        minimum = getattr(ssl.TLSVersion, config.ssl_min_protocol.replace("TLSv1.", "TLSv1_"), ssl.TLSVersion.TLSv1_2)
-        context = self.server_context(host, minimum)
+        context = self.server_context(host, config.ssl_min_protocol)
         for port, implicit in config.listeners.items():
-            def serve(sock: socket.socket, client: str, port=port, implicit=implicit) -> None:
+            def accept(connection: network.Connection, client: str, port=port, implicit=implicit) -> network.LineServer:
                 session = ImapSession(config, port, self.authenticate, self.mailbox)
-                network.serve_session(sock, session, context, implicit)
+                return network.LineServer(connection, session, lambda send: tls_engines.server_side(context, send),
+                                          implicit)
 
-            network.listen(address(host), port, serve)
+            network.listen(address(host), port, accept)
 
     # -- The wiretap on mitm.lab.test ---------------------------------------------------------
 
@@ -278,18 +274,46 @@ class SimLab:
             protocol = "tls" if service.tls == "implicit" else ("imap" if service.name == "imap" else "smtp")
             route = wiretap.Route(protocol, address(host), service.port, address(target), service.port)
 
-            def serve(sock: socket.socket, client: str, route=route) -> None:
-                session = tap.session(route, connect_upstream=lambda route=route: asyncio.open_connection(
-                    sock=network.open_connection(route.upstream_host, route.upstream_port, client_address=address(host)),
-                    limit=wiretap.LINE_LIMIT))
+            def accept(connection: network.Connection, client: str, route=route) -> WiretapServer:
+                upstream = network.open_connection(route.upstream_host, route.upstream_port, client_address=address(host))
+                return WiretapServer(connection, tap.relay(route), upstream)
 
-                async def run() -> None:
-                    reader, writer = await asyncio.open_connection(sock=sock, limit=wiretap.LINE_LIMIT)
-                    await session.run((reader, writer))
+            network.listen(address(host), service.port, accept)
 
-                asyncio.run(run())
 
-            network.listen(address(host), service.port, serve)
+class WiretapServer:
+    """The wiretap on the simulated network: the real wiretap's :class:`~mailtls.wiretap.Relay`
+    between a client's connection and its own connection to the server."""
+
+    def __init__(self, connection: network.Connection, relay: wiretap.Relay, upstream: network.VirtualSocket) -> None:
+        self.connection = connection
+        self.relay = relay
+        self.upstream = upstream
+        self.carry(b"")  # the server's greeting
+
+    def carry(self, to_server: bytes) -> None:
+        """Send to the server, and pass on what it answers, until neither side has more to say."""
+        while True:
+            if to_server:
+                try:
+                    self.upstream.sendall(to_server)
+                except OSError:
+                    break
+            answer = self.upstream.pending()
+            if not answer:
+                break
+            to_client, to_server = self.relay.from_server(answer)
+            self.connection.send(to_client)
+        if self.upstream.connection.closed_by_server:
+            self.connection.close()
+
+    def received(self, data: bytes) -> None:
+        to_server, to_client = self.relay.from_client(data)
+        self.connection.send(to_client)
+        self.carry(to_server)
+
+    def hung_up(self) -> None:
+        self.upstream.close()
 
 
 # -- Postfix's routing and client policy ------------------------------------------------------------
@@ -320,21 +344,18 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
     return level, ""
 
 
-def judge(certificate: x509.Certificate, ca_file: Path, name: str) -> tuple[str, str]:
+def judge(der: bytes, ca_file: Path, name: str) -> tuple[str, str]:
     """Untrusted, Trusted (chain to the lab CA) or Verified (chain and name), with OpenSSL's reason."""
-    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
-    if certificate.issuer == certificate.subject:
-        return "Untrusted", "self-signed certificate"
+    certificate = x509.Certificate.from_der(der)
     try:
-        certificate.verify_directly_issued_by(ca)
-    except Exception:  # any failure means: not issued by the CA
-        return "Untrusted", "unable to get local issuer certificate"
+        x509.verify_chain([certificate], x509.pem_certificates(ca_file.read_bytes()))
+    except x509.VerificationError as failure:
+        return "Untrusted", failure.message
     try:
-        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-            x509.DNSName)
-    except x509.ExtensionNotFound:
-        names = []
-    return ("Verified", "") if name.lower() in (n.lower() for n in names) else ("Trusted", "hostname mismatch")
+        x509.verify_name(certificate, name)
+    except x509.VerificationError:
+        return "Trusted", "hostname mismatch"
+    return "Verified", ""
 
 
 def read_reply(reader) -> tuple[int, str]:
@@ -347,7 +368,7 @@ def read_reply(reader) -> tuple[int, str]:
     return int(lines[-1][:3] or 0), lines[-1][4:]
 
 
-def ehlo(sock: socket.socket, reader, name: str) -> list[str]:
+def ehlo(sock: network.SocketLike, reader, name: str) -> list[str]:
     sock.sendall(f"EHLO {name}\r\n".encode())
     offered = []
     while True:

@@ -1,64 +1,197 @@
 """The simulated lab's network: the lab's addresses and ports, reached without leaving the process.
 
-``install()`` replaces ``socket.create_connection`` (which smtplib and imaplib use) so that a
-connection to a lab address gets one end of a ``socket.socketpair()``; the other end is served
-by a thread running the simulated server. The client's socket is a real socket, so the standard
-``ssl`` module does real TLS on it, against the lab CA, with real host-name checks. Connections
-to anything else go to the real ``socket.create_connection``.
+It has no threads and no operating-system sockets, because the browser's Python has neither.
+A connection is a :class:`VirtualSocket` on the client's side and a *reactive* server on the
+other: whatever the client sends is handed to the server at once, and the server's answer is in
+the client's inbox before ``sendall`` returns. So a client that reads when its inbox is empty
+would wait forever on a real network; here it gets its timeout at once.
+
+``install()`` replaces ``socket.create_connection`` (which smtplib and imaplib use) for the
+lab's addresses. TLS on a virtual socket is done by :mod:`mailtls.sim.tls`: the standard ``ssl``
+module over memory BIOs in CPython, tlslite-ng in the browser. Either way the client's
+certificate checks are real.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import socket
-import ssl
-import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from mailtls.backends.common import GATEWAY  # clients on the machine connect from here, as natively
 from mailtls.sim.smtpd import Reply
 
-SERVER_TIMEOUT = 120.0  # a server thread gives up on a silent client after this long
 BUFFER_LIMIT = 1 << 20
 
-# (address, port) -> a function that serves one connection on the given server-side socket
-Listener = Callable[[socket.socket, str], None]
+
+class Handler(Protocol):
+    """A server's side of one connection: told when bytes arrive and when the client leaves."""
+
+    def received(self, data: bytes) -> None: ...
+
+    def hung_up(self) -> None: ...
+
+
+# (address, port) -> makes the handler of a new connection
+Listener = Callable[["Connection", str], Handler]
 _listeners: dict[tuple[str, int], Listener] = {}
 _system_create_connection = socket.create_connection
 
 
-def listen(address: str, port: int, serve: Listener) -> None:
-    _listeners[(address, port)] = serve
+def listen(address: str, port: int, accept: Listener) -> None:
+    _listeners[(address, port)] = accept
 
 
 def clear() -> None:
     _listeners.clear()
 
 
+class Connection:
+    """The server's end: ``send`` puts bytes in the client's inbox, ``close`` hangs up."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.address, self.port = address, port
+        self.to_client = bytearray()
+        self.closed_by_server = False
+        self.closed_by_client = False
+        self.handler: Handler | None = None
+
+    def send(self, data: bytes) -> None:
+        if not self.closed_by_client and not self.closed_by_server:
+            self.to_client += data
+
+    def close(self) -> None:
+        self.closed_by_server = True
+
+
+class SocketLike:
+    """What smtplib, imaplib and tlslite use of a socket, on top of ``recv`` and ``sendall``."""
+
+    family, type, proto = socket.AF_INET, socket.SOCK_STREAM, 0
+    _timeout: float | None = None
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        raise NotImplementedError
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        raise NotImplementedError
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def recv_into(self, buffer: Any, size: int = 0, flags: int = 0) -> int:
+        data = self.recv(size or len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_Reader(self))
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def __enter__(self) -> SocketLike:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, sock: SocketLike) -> None:
+        self.sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.sock.recv_into(buffer)
+
+
+class VirtualSocket(SocketLike):
+    """The client's end of a simulated TCP connection."""
+
+    def __init__(self, connection: Connection, client_address: str, timeout: float | None) -> None:
+        self.connection = connection
+        self.client_address = client_address
+        self._timeout = timeout
+        self._closed = False
+
+    def getpeername(self) -> tuple[str, int]:
+        return self.connection.address, self.connection.port
+
+    def getsockname(self) -> tuple[str, int]:
+        return self.client_address, 40000
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        if self._closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        if self.connection.closed_by_server:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        if data:
+            self.connection.handler.received(bytes(data))  # type: ignore[union-attr]
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        inbox = self.connection.to_client
+        if inbox:
+            data = bytes(inbox[:size])
+            del inbox[:size]
+            return data
+        if self.connection.closed_by_server or self._closed:
+            return b""
+        if self._timeout == 0.0:
+            raise BlockingIOError(errno.EWOULDBLOCK, "Resource temporarily unavailable")
+        raise TimeoutError("timed out")  # the server has said all it will say until it hears more
+
+    def pending(self) -> bytes:
+        """Whatever the server has sent and the client has not read (for the wiretap)."""
+        data = bytes(self.connection.to_client)
+        self.connection.to_client.clear()
+        return data
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.connection.closed_by_client = True
+            if self.connection.handler is not None:
+                self.connection.handler.hung_up()
+
+
 def open_connection(address: str, port: int, client_address: str = str(GATEWAY),
-                    timeout: float | None = None) -> socket.socket:
+                    timeout: float | None = None) -> VirtualSocket:
     """A connected socket to a simulated server, or ConnectionRefusedError as a real host gives."""
-    serve = _listeners.get((address, port))
-    if serve is None:
-        raise ConnectionRefusedError(111, "Connection refused")
-    client, server = socket.socketpair()
-    server.settimeout(SERVER_TIMEOUT)
-    client.settimeout(timeout)
-    threading.Thread(target=_serve_quietly, args=(serve, server, client_address), daemon=True).start()
-    return client
-
-
-def _serve_quietly(serve: Listener, server: socket.socket, client_address: str) -> None:
-    try:
-        serve(server, client_address)
-    except (OSError, ssl.SSLError, ValueError):
-        pass  # the client went away, or never finished its handshake: as with a real server
-    finally:
-        server.close()
+    accept = _listeners.get((address, port))
+    if accept is None:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    connection = Connection(address, port)
+    sock = VirtualSocket(connection, client_address, timeout)
+    connection.handler = accept(connection, client_address)
+    return sock
 
 
 def _create_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,
-                       source_address: Any = None, **kwargs: Any) -> socket.socket:
+                       source_address: Any = None, **kwargs: Any) -> Any:
     host, port = address
     resolved = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0] if host else host
     if any(a == resolved for a, _ in _listeners):  # a lab address: refused there if nothing listens
@@ -69,36 +202,74 @@ def _create_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_D
 
 
 def install() -> None:
+    from mailtls.sim import tls
+
     socket.create_connection = _create_connection
+    tls.install()
 
 
-# -- Serving a line-based session (SMTP or IMAP) over a socket ------------------------------------
+# -- A line-based session (SMTP or IMAP) served on a connection -------------------------------------
 
 
-def serve_session(sock: socket.socket, session: Any, tls_context: ssl.SSLContext | None,
-                  implicit_tls: bool, on_tls: Callable[[ssl.SSLSocket], None] | None = None) -> None:
-    """Greeting, then lines in and replies out; TLS when the session asks for it."""
-    if implicit_tls:
-        sock = tls_context.wrap_socket(sock, server_side=True)  # type: ignore[union-attr]
-        if on_tls:
-            on_tls(sock)
-    sock.sendall(session.greeting())
-    buffer = b""
-    while True:
-        data = sock.recv(65536)
-        if not data:
+class LineServer:
+    """Greeting, then lines in and replies out; TLS when the session asks for it.
+
+    ``start_tls`` makes the server side of a TLS session that sends through the connection
+    (see :mod:`mailtls.sim.tls`); ``on_tls`` hears of each finished handshake.
+    """
+
+    def __init__(self, connection: Connection, session: Any, start_tls: Callable[[Callable[[bytes], None]], Any] | None,
+                 implicit_tls: bool, on_tls: Callable[[Any], None] | None = None) -> None:
+        self.connection = connection
+        self.session = session
+        self.start_tls = start_tls
+        self.on_tls = on_tls
+        self.tls: Any = None
+        self.buffer = b""
+        self.greeted = False
+        if implicit_tls:
+            self.tls = start_tls(connection.send)  # type: ignore[misc]  # the greeting waits for the handshake
+        else:
+            self.write(session.greeting())
+            self.greeted = True
+
+    def write(self, data: bytes) -> None:
+        if self.tls is not None:
+            self.tls.write(data)
+        else:
+            self.connection.send(data)
+
+    def received(self, data: bytes) -> None:
+        if self.connection.closed_by_server:
             return
-        buffer += data
-        while b"\n" in buffer or len(buffer) > BUFFER_LIMIT:
-            line, newline, buffer = buffer.partition(b"\n")
-            reply: Reply | None = session.receive(line + newline)
+        if self.tls is not None:
+            was_ready = self.tls.ready
+            try:
+                data = self.tls.feed(data)
+            except (OSError, ValueError, EOFError) as failure:  # a failed handshake or a TLS alert: hang up
+                del failure
+                self.connection.close()
+                return
+            if self.tls.ready and not was_ready:
+                if self.on_tls:
+                    self.on_tls(self.tls)
+                if not self.greeted:
+                    self.greeted = True
+                    self.write(self.session.greeting())
+        self.buffer += data
+        while b"\n" in self.buffer or len(self.buffer) > BUFFER_LIMIT:
+            line, newline, self.buffer = self.buffer.partition(b"\n")
+            reply: Reply | None = self.session.receive(line + newline)
             if reply is None:
                 continue
-            sock.sendall(reply.data)
+            self.write(reply.data)
             if reply.close:
+                self.connection.close()
                 return
             if reply.start_tls:
-                buffer = b""  # pipelined commands sent in clear are discarded (CVE-2011-0411)
-                sock = tls_context.wrap_socket(sock, server_side=True)  # type: ignore[union-attr]
-                if on_tls:
-                    on_tls(sock)
+                self.buffer = b""  # pipelined commands sent in clear are discarded (CVE-2011-0411)
+                self.tls = self.start_tls(self.connection.send)  # type: ignore[misc]
+                return
+
+    def hung_up(self) -> None:
+        pass

@@ -1,0 +1,178 @@
+"""TLS on the simulated network, with the standard ``ssl`` module over memory BIOs.
+
+A virtual socket has no file descriptor, so ``ssl.SSLContext.wrap_socket`` cannot take it.
+``install()`` teaches ``wrap_socket`` to wrap a virtual socket in :class:`ClientSocket`, which
+runs the very same context (its CA, its ``verify_mode`` and ``check_hostname``) through an
+``ssl.SSLObject``. So a notebook's ``starttls(context=...)`` verifies for real, and fails as it
+fails on a real network. :class:`ServerSide` is the server's half of a session.
+
+In the browser, where ``ssl`` is a stub, :mod:`mailtls.sim.browser_tls` puts tlslite-ng
+behind the same interface (and CPython uses it too with ``MAILTLS_SIM_TLS=tlslite``).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mailtls.sim.network import SocketLike
+
+CHUNK = 1 << 16
+# In the browser the ``ssl`` module cannot do TLS; CPython can use tlslite too, to test that path.
+USE_TLSLITE = sys.platform == "emscripten" or os.environ.get("MAILTLS_SIM_TLS") == "tlslite"
+
+
+class ServerSide:
+    """The server's half of one TLS session, fed with what the client sent."""
+
+    def __init__(self, context: ssl.SSLContext, send: Callable[[bytes], None]) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.send = send
+        self.ready = False  # the handshake is done
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the client's bytes; answer the handshake; return the plain text that arrived."""
+        self.incoming.write(data)
+        plain = b""
+        try:
+            if not self.ready:
+                self.tls.do_handshake()
+                self.ready = True
+            while chunk := self.tls.read(CHUNK):
+                plain += chunk
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            raise EOFError("the client closed the TLS session") from None
+        finally:
+            self._flush()
+        return plain
+
+    def write(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        if out := self.outgoing.read():
+            self.send(out)
+
+    def version(self) -> str | None:
+        return self.tls.version()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self.tls.cipher()
+
+
+class ClientSocket(SocketLike):
+    """A TLS client socket over a virtual socket, driven by an ``ssl.SSLObject``."""
+
+    def __init__(self, context: ssl.SSLContext, sock: SocketLike, server_hostname: str | None,
+                 session: ssl.SSLSession | None = None) -> None:
+        self.sock = sock
+        self.context = context
+        self.server_hostname = server_hostname
+        self._timeout = sock.gettimeout()
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname, session=session)
+        self._run(self.tls.do_handshake)
+
+    def _run(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run an SSLObject operation, carrying bytes to and from the server until it completes."""
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                data = self.sock.recv(CHUNK)  # the server's answer, or its timeout
+                if data:
+                    self.incoming.write(data)
+                else:
+                    self.incoming.write_eof()
+            except ssl.SSLError:
+                self._flush()  # the alert that tells the server why
+                raise
+            else:
+                self._flush()
+                return result
+
+    def _flush(self) -> None:
+        if out := self.outgoing.read():
+            self.sock.sendall(out)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        try:
+            return self._run(self.tls.read, size)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self._run(self.tls.write, bytes(data))
+
+    def getpeername(self) -> tuple[str, int]:
+        return self.sock.getpeername()  # type: ignore[attr-defined]
+
+    def version(self) -> str | None:
+        return self.tls.version()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self.tls.cipher()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self.tls.getpeercert(binary_form)
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        return self.tls.session
+
+    @property
+    def session_reused(self) -> bool:
+        return self.tls.session_reused
+
+    def unwrap(self) -> SocketLike:
+        return self.sock
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_system_wrap_socket = ssl.SSLContext.wrap_socket
+
+
+def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
+                 suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
+                 session: ssl.SSLSession | None = None) -> Any:
+    if isinstance(sock, SocketLike):
+        if USE_TLSLITE:
+            from mailtls.sim import browser_tls
+
+            return browser_tls.ClientSocket(context, sock, server_hostname, session)
+        return ClientSocket(context, sock, server_hostname, session)
+    return _system_wrap_socket(context, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                               server_hostname, session)
+
+
+def server_context(certfile: str, keyfile: str, minimum: str = "TLSv1.2") -> ssl.SSLContext:
+    """What a simulated server runs TLS with, from its certificate files and smallest version."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = getattr(ssl.TLSVersion, minimum.replace("TLSv1.", "TLSv1_"), ssl.TLSVersion.TLSv1_2)
+    context.load_cert_chain(certfile, keyfile)
+    context.mailtls_files = (certfile, keyfile)  # type: ignore[attr-defined]  # for tlslite, which reads them itself
+    return context
+
+
+def server_side(context: ssl.SSLContext, send: Callable[[bytes], None]) -> Any:
+    """The server's half of a new TLS session."""
+    if USE_TLSLITE:
+        from mailtls.sim import browser_tls
+
+        return browser_tls.ServerSide(context, send)
+    return ServerSide(context, send)
+
+
+def install() -> None:
+    """Make ``wrap_socket`` accept virtual sockets."""
+    ssl.SSLContext.wrap_socket = _wrap_socket  # type: ignore[method-assign]
