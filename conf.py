@@ -45,6 +45,7 @@ extensions = [
     "mailconf_lexers",  # highlighting for main.cf, master.cf, lookup tables, dovecot.conf
     "language_switch",  # every page links to itself in the other language
     "notebook_pages",  # notebooks executed against the lab, or shown without outputs; downloads
+    "browser_lab",  # "run in your browser": JupyterLite (jupyterlite-sphinx) with its own Pyodide
 ]
 
 # -- Sources -------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from pathlib import Path
 DOMAIN = "lab.test"
 # The lab's files: labs/ in this repository, or a copy named by MAILTLS_LABS (a teacher's
 # per-student copy, or the tests' scratch copy, so that editing it never touches the original).
-LABS = Path(os.environ.get("MAILTLS_LABS") or Path(__file__).resolve().parents[2] / "labs")
+# In the browser, the package carries the hosts' files itself (mailtls/_labs, made by the site build).
+_PACKAGED = Path(__file__).resolve().parent / "_labs"
+LABS = Path(os.environ.get("MAILTLS_LABS") or (_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"))
 
 # Where every backend puts the files a lab makes at start-up: the CA, the hosts' keys and
 # certificates, the users' passwords, the mailboxes and the wiretap's transcripts. The

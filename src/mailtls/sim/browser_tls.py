@@ -15,16 +15,23 @@ from __future__ import annotations
 import errno
 import os
 import ssl
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
-from tlslite import HandshakeSettings, TLSConnection, X509CertChain
-from tlslite.constants import CipherSuite
-from tlslite.errors import TLSAbruptCloseError, TLSError
-from tlslite.utils.keyfactory import parsePEMKey
+try:
+    import dbm  # noqa: F401
+except ImportError:  # Pyodide has no dbm; tlslite-ng imports it for key databases on disk, never used here
+    sys.modules["dbm"] = types.ModuleType("dbm")
 
-from mailtls.sim.network import SocketLike
-from mailtls.sim.x509 import Certificate, VerificationError, pem_certificates, verify_chain, verify_name
+from tlslite import HandshakeSettings, TLSConnection, X509CertChain  # noqa: E402
+from tlslite.constants import CipherSuite  # noqa: E402
+from tlslite.errors import TLSAbruptCloseError, TLSError  # noqa: E402
+from tlslite.utils.keyfactory import parsePEMKey  # noqa: E402
+
+from mailtls.sim.network import SocketLike  # noqa: E402
+from mailtls.sim.x509 import Certificate, VerificationError, pem_certificates, verify_chain, verify_name  # noqa: E402
 
 VERSION_NAMES = {(3, 1): "TLSv1", (3, 2): "TLSv1.1", (3, 3): "TLSv1.2", (3, 4): "TLSv1.3"}
 VERSION_NUMBERS = {"TLSv1": (3, 1), "TLSv1_1": (3, 2), "TLSv1_2": (3, 3), "TLSv1_3": (3, 4)}

@@ -1,0 +1,178 @@
+"""Run in your browser: JupyterLite in each edition, with its own Pyodide and the simulated lab.
+
+jupyterlite-sphinx builds JupyterLite into ``lite/`` of the edition, with that edition's
+notebooks as fresh ``.ipynb`` files (no outputs). This extension prepares what that build reads,
+in ``_build/jupyterlite/LANG/`` (outside the Sphinx sources):
+
+- ``static/pyodide/``: the Pyodide core and the wheels from ``make browser-assets``
+  (``tools/browser_assets.py``), with ``pyodide-lock.json`` rewritten to name and hash the files
+  served here, plus this project's own wheel (``mailtls``, with the ``labs/hosts`` files it
+  simulates). JupyterLite's Pyodide add-on copies the folder and points ``pyodideUrl`` at it.
+- ``pypi/``: the wheels the kernel installs with piplite (``comm``).
+- ``jupyter-lite.json``: no PyPI fallback, ``mailtls`` loaded with the kernel, and memory-only
+  storage, so a notebook always opens fresh from the site.
+
+The chapters' "run in your browser" links are made by ``notebook_pages`` with :func:`lite_url`.
+``MAILTLS_JUPYTERLITE=off`` leaves JupyterLite out (faster builds for tests that do not need it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError, ExtensionError
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSETS = ROOT / ".cache" / "browser"
+LITE = "lite"  # where jupyterlite-sphinx puts JupyterLite in the edition
+PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "package.json"]
+KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+LAB_PACKAGES = {"mailtls": ["tlslite-ng", "ecdsa"], "tlslite-ng": ["ecdsa"], "ecdsa": ["six"]}
+
+
+def enabled() -> bool:
+    return os.environ.get("MAILTLS_JUPYTERLITE", "on") != "off"
+
+
+def lite_url(app: Sphinx, docname: str, notebook: str) -> str | None:
+    """The link from a page to a notebook opened in JupyterLite, or None without JupyterLite."""
+    if not enabled():
+        return None
+    return "../" * docname.count("/") + f"{LITE}/notebooks/index.html?path={notebook}.ipynb"
+
+
+def lite_dir(app: Sphinx) -> Path:
+    return Path(app.outdir).parent.parent / "jupyterlite" / app.config.language
+
+
+def configure(app: Sphinx, config: Config) -> None:
+    """Point jupyterlite-sphinx at folders outside the sources (it empties its contents folder)."""
+    folder = Path(app.outdir).parent.parent / "jupyterlite" / config.language
+    config.jupyterlite_dir = str(folder)
+    config.jupyterlite_content_dir = str(folder.parent / f"contents-{config.language}")
+    config.jupyterlite_contents = []
+    config.jupyterlite_bind_ipynb_suffix = False  # the notebooks are MyST Markdown, read by MyST-NB
+
+
+def prepare(app: Sphinx) -> None:
+    if not (ASSETS / "wheels").is_dir():
+        raise ExtensionError("the browser's Python is missing: run `make browser-assets` (tools/browser_assets.py)")
+    folder = lite_dir(app)
+    shutil.rmtree(folder, ignore_errors=True)
+    (Path(app.srcdir) / ".jupyterlite.doit.db").unlink(missing_ok=True)  # a stale one drops pyodideUrl
+    pyodide = folder / "static" / "pyodide"
+    pyodide.mkdir(parents=True)
+    core = next(ASSETS.glob("pyodide-*"))
+    for name in PYODIDE_FILES:
+        shutil.copyfile(core / name, pyodide / name)
+    lock = json.loads((core / "pyodide-lock.json").read_text())
+    for wheel in (ASSETS / "wheels").glob("*.whl"):
+        if wheel.name.startswith("comm-"):
+            (folder / "pypi").mkdir(exist_ok=True)
+            shutil.copyfile(wheel, folder / "pypi" / wheel.name)
+            continue
+        shutil.copyfile(wheel, pyodide / wheel.name)
+        add_to_lock(lock, wheel, pyodide)
+    add_to_lock(lock, build_mailtls_wheel(pyodide), pyodide)
+    (pyodide / "pyodide-lock.json").write_text(json.dumps(lock))
+    settings = {
+        "disablePyPIFallback": True,
+        "loadPyodideOptions": {"packages": ["mailtls"]},
+    }
+    (folder / "jupyter-lite.json").write_text(json.dumps({
+        "jupyter-lite-schema-version": 0,
+        "jupyter-config-data": {
+            "appName": "Postfix, Dovecot and TLS",
+            "enableMemoryStorage": True,
+            "contentsStorageDrivers": ["memoryStorageDriver"],
+            "settingsStorageDrivers": ["memoryStorageDriver"],
+            "workspacesStorageDrivers": ["memoryStorageDriver"],
+            "litePluginSettings": {KERNEL_PLUGIN: settings},
+        },
+    }, indent=2))
+    (folder / "jupyter_lite_config.json").write_text(json.dumps({"LiteBuildConfig": {"no_sourcemaps": True}}))
+    write_notebooks(app, Path(app.config.jupyterlite_content_dir))
+
+
+def add_to_lock(lock: dict[str, Any], wheel: Path, folder: Path) -> None:
+    """Make the lock file's entry for this wheel name the file served here (and add it if new)."""
+    name, version = wheel.name.split("-")[:2]
+    key = name.replace("_", "-").lower()
+    entry = lock["packages"].get(key) or {
+        "name": key, "version": version, "install_dir": "site", "package_type": "package",
+        "imports": [key.replace("-ng", "")], "depends": LAB_PACKAGES.get(key, []), "unvendored_tests": False,
+    }
+    entry.update(file_name=wheel.name, version=version,
+                 sha256=hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest())
+    lock["packages"][key] = entry
+
+
+def build_mailtls_wheel(folder: Path) -> Path:
+    """This project's package as a wheel, with the lab's host files it simulates (``mailtls/_labs``)."""
+    from mailtls import __version__
+
+    wheel = folder / f"mailtls-{__version__}-py3-none-any.whl"
+    files: dict[str, bytes] = {}
+    for path in sorted((ROOT / "src" / "mailtls").rglob("*.py")):
+        files["mailtls/" + path.relative_to(ROOT / "src" / "mailtls").as_posix()] = path.read_bytes()
+    for path in sorted((ROOT / "labs" / "hosts").rglob("*")):
+        if path.is_file():
+            files["mailtls/_labs/hosts/" + path.relative_to(ROOT / "labs" / "hosts").as_posix()] = path.read_bytes()
+    info = f"mailtls-{__version__}.dist-info"
+    files[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: mailtls\nVersion: {__version__}\n"
+                                 "Requires-Dist: tlslite-ng\nRequires-Dist: ecdsa\n").encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: mailtls\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = "".join(f"{name},sha256={digest(data)},{len(data)}\n" for name, data in files.items())
+    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return wheel
+
+
+def digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def write_notebooks(app: Sphinx, target: Path) -> None:
+    """This edition's notebooks as ``.ipynb`` without outputs: what a reader opens in JupyterLite."""
+    import jupytext
+    import nbformat
+
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sorted((Path(app.srcdir) / "notebooks").glob("*.md")):
+        notebook = jupytext.reads(source.read_text(), fmt="md:myst")
+        if "kernelspec" not in notebook.metadata:
+            continue  # a plain page (the index, what the simulated lab simplifies)
+        notebook.metadata.pop("jupytext", None)
+        notebook.metadata["kernelspec"] = {"name": "python", "display_name": "Python (Pyodide)", "language": "python"}
+        nbformat.write(notebook, target / f"{source.stem}.ipynb")
+
+
+def check(app: Sphinx, exception: Exception | None) -> None:
+    """After jupyterlite-sphinx: no doit database left in the sources, and the local Pyodide used."""
+    (Path(app.srcdir) / ".jupyterlite.doit.db").unlink(missing_ok=True)
+    if exception is not None or app.builder.format != "html":
+        return
+    config = json.loads((Path(app.outdir) / LITE / "jupyter-lite.json").read_text())
+    settings = config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
+    if settings.get("pyodideUrl") != "./static/pyodide/pyodide.mjs":
+        raise ExtensionError(f"JupyterLite would load Pyodide from {settings.get('pyodideUrl')!r}, not from this site")
+
+
+def setup(app: Sphinx) -> dict[str, object]:
+    if enabled():
+        app.setup_extension("jupyterlite_sphinx")
+        app.connect("config-inited", configure, priority=400)  # before jupyterlite-sphinx reads them
+        app.connect("builder-inited", prepare)
+        app.connect("build-finished", check, priority=900)  # after jupyterlite-sphinx's build
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
