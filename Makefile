@@ -15,7 +15,7 @@ BIN        := $(VENV)/bin
 SPHINX     := $(BIN)/sphinx-build -c .
 
 .DEFAULT_GOAL := help
-.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages benchmarks benchmarks-lab benchmarks-notebooks
+.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser
 
 help:
 	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
@@ -27,6 +27,7 @@ help:
 	@echo "make benchmarks measure build times and page weight"
 	@echo "make benchmarks-lab  (root) measure the lab's start, stop and memory"
 	@echo "make benchmarks-notebooks  (root) time the notebooks on both backends, and in the build"
+	@echo "make benchmarks-browser  time the notebooks in JupyterLite (Chromium) and weigh the site"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.
@@ -40,7 +41,11 @@ $(BIN)/.installed: pyproject.toml
 debian-packages:
 	@tools/install-debian-packages.sh
 
-html: $(BIN)/.installed
+# The browser's Python for "run in your browser": Pyodide (npm) and wheels (PyPI), in .cache/browser/.
+browser-assets: $(BIN)/.installed
+	@$(BIN)/python tools/browser_assets.py
+
+html: $(BIN)/.installed browser-assets
 	@for lang in $(LANGUAGES); do \
 	  echo "Building $$lang..."; \
 	  $(SPHINX) -b html -D language=$$lang $(SPHINXOPTS) \
@@ -53,7 +58,11 @@ serve: html
 	$(BIN)/python tools/serve.py --host $(HOST) --port $(PORT) $(BUILDDIR)/html
 
 EDITION ?= en
-livehtml: $(BIN)/.installed
+live# The browser's Python for "run in your browser": Pyodide (npm) and wheels (PyPI), in .cache/browser/.
+browser-assets: $(BIN)/.installed
+	@$(BIN)/python tools/browser_assets.py
+
+html: $(BIN)/.installed browser-assets
 	@case "$(EDITION)" in en|es) ;; *) echo "EDITION must be en or es, not '$(EDITION)'" >&2; exit 2;; esac
 	$(BIN)/sphinx-autobuild -c . -D language=$(EDITION) --host $(HOST) --port $(PORT) \
 	  --watch docs/_ext --watch docs/_templates --watch docs/_static \
@@ -66,10 +75,10 @@ linkcheck: $(BIN)/.installed
 notebooks: debian-packages $(BIN)/.installed
 	$(BIN)/python -m mailtls notebooks --port $(NOTEBOOK_PORT)
 
-test: debian-packages $(BIN)/.installed
+test: debian-packages $(BIN)/.installed browser-assets
 	$(BIN)/python -m pytest
 
-benchmarks: $(BIN)/.installed
+benchmarks: $(BIN)/.installed browser-assets
 	$(BIN)/python benchmarks/site_build.py
 
 benchmarks-lab: debian-packages $(BIN)/.installed
@@ -77,6 +86,9 @@ benchmarks-lab: debian-packages $(BIN)/.installed
 
 benchmarks-notebooks: debian-packages $(BIN)/.installed
 	$(BIN)/python benchmarks/notebooks.py
+
+benchmarks-browser: debian-packages $(BIN)/.installed browser-assets
+	$(BIN)/python benchmarks/browser.py
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -65,9 +65,19 @@ def run_notebook(page, url: str) -> dict:
                && prompts.every(p => !p.textContent.includes('*'));
     }""", timeout=CELL_TIMEOUT_MS, polling=500)
     cells = page.evaluate(OUTPUTS_JS)
+    page.keyboard.press("Control+s")  # as a reader might: the copy must still not outlive the tab
+    page.wait_for_timeout(1000)
     return {"url": url, "cells": cells, "first_output_s": round(first_output, 2),
             "total_s": round(time.monotonic() - start, 2),
             "errors": [o["text"] for c in cells for o in c["outputs"] if "error" in o["mime"]]}
+
+
+def reopen(page, url: str) -> dict:
+    """Open a notebook again in the same tab, without running it: what does it show?"""
+    page.goto(url)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_timeout(2000)  # time for any stored outputs to be drawn
+    return {"url": url, "cells": page.evaluate(OUTPUTS_JS), "errors": []}
 
 
 def run_repl(page, url: str) -> dict:
@@ -89,28 +99,37 @@ def main(argv: list[str]) -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
                                                  args=CHROMIUM_FLAGS)
+            context = page = None
+            requested: list[str] = []
+            refused: list[str] = []
             for path in paths:
-                context = browser.new_context(viewport={"width": 1280, "height": 900})
-                requested: list[str] = []
-                refused: list[str] = []
+                if not path.startswith("fresh:") or page is None:  # "fresh:": the same tab, opened again
+                    if context is not None:
+                        context.close()
+                    context = browser.new_context(viewport={"width": 1280, "height": 900})
+                    requested, refused = [], []
 
-                def route(route, request, requested=requested, refused=refused) -> None:
-                    requested.append(route.request.url)
-                    if route.request.url.startswith((base + "/", "data:", "blob:")):
-                        route.continue_()
-                    else:
-                        refused.append(route.request.url)
-                        route.abort()
+                    def route(route, request, requested=requested, refused=refused) -> None:
+                        requested.append(request.url)
+                        if request.url.startswith((base + "/", "data:", "blob:")):
+                            route.continue_()
+                        else:
+                            refused.append(request.url)
+                            route.abort()
 
-                context.route("**/*", route)
-                page = context.new_page()
+                    context.route("**/*", route)
+                    page = context.new_page()
                 try:
-                    result = (run_repl if "/repl/" in path else run_notebook)(page, f"{base}/{path}")
+                    if path.startswith("fresh:"):
+                        result = reopen(page, f"{base}/{path.removeprefix('fresh:')}")
+                    else:
+                        result = (run_repl if "/repl/" in path else run_notebook)(page, f"{base}/{path}")
                 except Exception as failure:  # reported, with what the page showed so far
                     result = {"url": path, "failure": f"{type(failure).__name__}: {failure}",
                               "cells": page.evaluate(OUTPUTS_JS), "errors": []}
-                result.update(path=path, requests=requested, refused=refused)
+                result.update(path=path, requests=list(requested), refused=list(refused))
                 results.append(result)
+            if context is not None:
                 context.close()
             browser.close()
     finally:

@@ -116,14 +116,20 @@ def build_site(out: Path, doctrees: Path, notebooks: str = "off") -> BuiltSite:
     return BuiltSite(out, results)
 
 
-def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "off") -> BuildResult:
-    """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said."""
+def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "off",
+                  jupyterlite: bool = True) -> BuildResult:
+    """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said.
+
+    ``jupyterlite=False`` leaves out "run in your browser" (MAILTLS_JUPYTERLITE=off), for tests
+    of other things that would otherwise wait for JupyterLite's build.
+    """
     command = [
         sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT),
         "-D", f"language={language}", "-W", "--keep-going", "-n", "-q",
         "-d", str(doctrees / language), str(DOCS / language), str(out / language),
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8", "MAILTLS_NOTEBOOKS": notebooks})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8", "MAILTLS_NOTEBOOKS": notebooks,
+                                                                    "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 

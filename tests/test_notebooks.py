@@ -59,7 +59,7 @@ def test_notebook_runs_against_the_lab(lab, name: str, language: str) -> None:
 @pytest.mark.lab
 def test_site_build_executes_the_notebooks(lab, tmp_path: Path) -> None:
     """The English edition built with a lab running: real outputs, their provenance, downloads."""
-    result = build_edition("en", tmp_path / "site", tmp_path / "doctrees", notebooks="execute")
+    result = build_edition("en", tmp_path / "site", tmp_path / "doctrees", notebooks="execute", jupyterlite=False)
     assert result.returncode == 0, result.warnings
     servers = lab.lab.servers
     for name in NAMES:
@@ -111,7 +111,7 @@ def test_chapters_and_notebooks_link_to_each_other(site: Path, language: str) ->
 
 def test_site_build_without_a_lab_uses_the_simulated_one(tmp_path: Path) -> None:
     """What `make serve` does on a machine with no real lab: outputs from the simulated lab, said so."""
-    result = build_edition("es", tmp_path / "site", tmp_path / "doctrees", notebooks="sim")
+    result = build_edition("es", tmp_path / "site", tmp_path / "doctrees", notebooks="sim", jupyterlite=False)
     assert result.returncode == 0, result.warnings
     for name in NAMES:
         page = BeautifulSoup(built_page(tmp_path / "site", "es", f"notebooks/{name}").read_text(), "html.parser")

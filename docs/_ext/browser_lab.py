@@ -97,6 +97,8 @@ def prepare(app: Sphinx) -> None:
             "settingsStorageDrivers": ["memoryStorageDriver"],
             "workspacesStorageDrivers": ["memoryStorageDriver"],
             "litePluginSettings": {KERNEL_PLUGIN: settings},
+            # Every cell stays in the page, so a reader's browser search (and the tests) sees all outputs.
+            "settingsOverrides": {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"}},
         },
     }, indent=2))
     (folder / "jupyter_lite_config.json").write_text(json.dumps({"LiteBuildConfig": {"no_sourcemaps": True}}))

@@ -35,6 +35,8 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 
+from browser_lab import lite_url
+
 NOTEBOOKS = "notebooks/"  # the folder of notebook pages in each edition
 
 MESSAGES = {
@@ -51,6 +53,10 @@ MESSAGES = {
         "download": "Download the notebook (.ipynb)",
         "chapter": "Chapter: ",
         "chapter_notebooks": "Run this chapter: ",
+        "run": "run in your browser",
+        "run_hint": "“Run in your browser” opens the notebook in JupyterLite: Python and a simulated lab run "
+                    "inside your browser, with nothing to install. The first start takes a few seconds, and "
+                    "your changes are not kept.",
     },
     "es": {
         "executed": "Las salidas de esta página las produjo el {date} el laboratorio del curso con el "
@@ -66,6 +72,10 @@ MESSAGES = {
         "download": "Descargar el cuaderno (.ipynb)",
         "chapter": "Capítulo: ",
         "chapter_notebooks": "Practica este capítulo: ",
+        "run": "ejecutar en el navegador",
+        "run_hint": "«Ejecutar en el navegador» abre el cuaderno en JupyterLite: Python y un laboratorio "
+                    "simulado funcionan dentro de tu navegador, sin instalar nada. El primer arranque tarda "
+                    "unos segundos y tus cambios no se guardan.",
     },
 }
 
@@ -151,10 +161,16 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
     chapters: dict[str, str] = app.config.notebook_chapters
     messages = MESSAGES[app.config.language]
     if docname.startswith(NOTEBOOKS):
+        if not is_notebook(app, docname):
+            return  # a plain page among the notebooks (their index, what the simulated lab simplifies)
         name = docname.removeprefix(NOTEBOOKS)
         note = nodes.note()
         note += nodes.paragraph("", provenance(app))
         links = nodes.paragraph()
+        run = lite_url(app, docname, name)
+        if run:
+            links += run_link(run, messages["run"].capitalize())
+            links += nodes.Text(" · ")
         links += download_link(f"{name}.ipynb", messages["download"])
         if name in chapters:
             links += nodes.Text(" · " + messages["chapter"])
@@ -175,18 +191,36 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
             paragraph += doc_link(NOTEBOOKS + name)
             depth = "../" * docname.count("/")
             paragraph += nodes.Text(" (")
+            run = lite_url(app, docname, name)
+            if run:
+                paragraph += run_link(run, messages["run"])
+                paragraph += nodes.Text(" · ")
             paragraph += download_link(f"{depth}{NOTEBOOKS}{name}.ipynb", ".ipynb")
             paragraph += nodes.Text(")")
         paragraph += nodes.Text(".")
         tip = nodes.tip()
         tip += paragraph
+        if lite_url(app, docname, notebooks[0]):
+            tip += nodes.paragraph("", messages["run_hint"])
         insert_after_title(doctree, tip)
+
+
+def is_notebook(app: Sphinx, docname: str) -> bool:
+    """A MyST notebook has a ``kernelspec`` in its front matter."""
+    text = Path(app.env.doc2path(docname)).read_text(encoding="utf-8")
+    return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
 
 
 def download_link(href: str, text: str) -> nodes.raw:
     """A link with ``download``: the browser saves the notebook instead of showing its JSON."""
     return nodes.raw("", f'<a class="notebook-download reference external" href="{html.escape(href)}" download>'
                          f"{html.escape(text)}</a>", format="html")
+
+
+def run_link(href: str, text: str) -> nodes.raw:
+    """A link that opens the notebook in JupyterLite, in a new tab: JupyterLite loads only then."""
+    return nodes.raw("", f'<a class="run-in-browser reference external" href="{html.escape(href)}" '
+                         f'target="_blank" rel="noopener">▶ {html.escape(text)}</a>', format="html")
 
 
 def insert_after_title(doctree: nodes.document, node: nodes.Node) -> None:
