@@ -15,7 +15,8 @@ OTHER = {"en": "es", "es": "en"}
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_page_switches_to_the_same_page(site: Path, language: str) -> None:
     edition = site / language
-    pages = sorted(edition.rglob("*.html"))
+    # lite/ is JupyterLite, an application with its own pages, not pages of the book
+    pages = sorted(page for page in edition.rglob("*.html") if page.relative_to(edition).parts[0] != "lite")
     assert pages
     for page in pages:
         soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")

@@ -96,3 +96,30 @@ def test_a_port_in_use_is_a_clear_error_and_starts_nothing(lab) -> None:
     assert done.returncode == 1
     assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use: choose another one "
                            "(`make notebooks NOTEBOOK_PORT=8890`, or --port)\n")
+
+
+def test_notebooks_on_the_simulated_lab_need_no_lab() -> None:
+    """``--backend sim``: JupyterLab alone, its kernels told to simulate the lab; nothing else starts."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port), "--backend", "sim"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said = []
+    try:
+        token = None
+        while token is None:
+            line = server.stdout.readline()
+            assert line, "the notebook server stopped:\n" + "".join(said)
+            said.append(line)
+            if match := re.search(rf"on the simulated lab: http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)", line):
+                token = match[1]
+        assert get(port, token, "/api/contents/en/smtp.md?type=notebook")["type"] == "notebook"
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        environments = [open(f"/proc/{pid}/environ", "rb").read().split(b"\0") for pid in children]
+        assert [b"MAILTLS_BACKEND=sim" in env for env in environments] == [True], "kernels inherit the sim backend"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        rest = server.communicate(timeout=60)[0]
+    assert server.returncode == 0, "".join(said) + rest
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0

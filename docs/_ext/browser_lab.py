@@ -71,7 +71,11 @@ def prepare(app: Sphinx) -> None:
     (Path(app.srcdir) / ".jupyterlite.doit.db").unlink(missing_ok=True)  # a stale one drops pyodideUrl
     pyodide = folder / "static" / "pyodide"
     pyodide.mkdir(parents=True)
-    core = next(ASSETS.glob("pyodide-*"))
+    from jupyterlite_pyodide_kernel.constants import PYODIDE_VERSION  # the version its kernel was made for
+
+    core = ASSETS / f"pyodide-{PYODIDE_VERSION}"
+    if not core.is_dir():
+        raise ExtensionError(f"Pyodide {PYODIDE_VERSION} is missing: run `make browser-assets`")
     for name in PYODIDE_FILES:
         shutil.copyfile(core / name, pyodide / name)
     lock = json.loads((core / "pyodide-lock.json").read_text())
@@ -171,9 +175,17 @@ def check(app: Sphinx, exception: Exception | None) -> None:
         raise ExtensionError(f"JupyterLite would load Pyodide from {settings.get('pyodideUrl')!r}, not from this site")
 
 
+def is_jupyterlite_sphinx_asset(name: str) -> bool:
+    return "jupyterlite_sphinx" in name or name.startswith(("http:", "https:"))
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     if enabled():
         app.setup_extension("jupyterlite_sphinx")
+        # Its directives are not used here, so its files stay off the pages: they would weigh on every
+        # page, and one is a stylesheet from another site (a web font), which an offline site must not load.
+        app.registry.css_files = [f for f in app.registry.css_files if not is_jupyterlite_sphinx_asset(f[0])]
+        app.registry.js_files = [f for f in app.registry.js_files if not is_jupyterlite_sphinx_asset(f[0] or "")]
         app.connect("config-inited", configure, priority=400)  # before jupyterlite-sphinx reads them
         app.connect("builder-inited", prepare)
         app.connect("build-finished", check, priority=900)  # after jupyterlite-sphinx's build

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     wiretap.add_argument("mode", choices=common.WIRETAP_MODES)
     notebooks = commands.add_parser("notebooks", help="JupyterLab on the notebooks, with a lab running")
     notebooks.add_argument("--port", type=int, default=8888, help="on 127.0.0.1 (default 8888)")
-    notebooks.add_argument("--backend", choices=backends.NAMES, help="for a lab started here (default: as lab up)")
+    notebooks.add_argument("--backend", choices=[*backends.NAMES, "sim"],
+                           help="for a lab started here (default: as lab up); sim: the simulated lab, no root needed")
     args = parser.parse_args(argv)
     try:
         if args.command == "notebooks":

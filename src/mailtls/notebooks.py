@@ -51,6 +51,14 @@ def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callab
 
     require_free_port(port)
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `kill PID` cleans up as Ctrl-C does
+    if backend_name == "sim":  # no servers to start: each kernel simulates the lab (mailtls.sim)
+        token = secrets.token_hex(16)
+        with LocalJupyter(port, token, {"MAILTLS_BACKEND": "sim"}) as server:
+            wait_until_ready(port, token, server.alive)
+            on_progress(f"JupyterLab is ready, on the simulated lab: http://127.0.0.1:{port}/lab?token={token}")
+            on_progress("Press Ctrl-C to stop it.")
+            wait_for_interrupt()
+        return
     running = state().get("backend")
     if running and backend_name and running != backend_name:
         raise LabError(f"a {running} lab is already up: use it, or stop it first")
@@ -120,8 +128,9 @@ def jupyter_arguments(port: int, root_dir: Path) -> list[str]:
 class LocalJupyter:
     """JupyterLab from this virtual environment, as a child process stopped by its PID."""
 
-    def __init__(self, port: int, token: str) -> None:
+    def __init__(self, port: int, token: str, environment: dict[str, str] | None = None) -> None:
         self.port, self.token = port, token
+        self.environment = environment or {}
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> LocalJupyter:
@@ -133,7 +142,7 @@ class LocalJupyter:
                            "(pip install --group notebooks)") from None
         install_settings(Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings")
         command = [sys.executable, "-m", "jupyter", *jupyter_arguments(self.port, NOTEBOOKS), "--ServerApp.ip=127.0.0.1"]
-        self.process = subprocess.Popen(command, env={**os.environ, "JUPYTER_TOKEN": self.token},
+        self.process = subprocess.Popen(command, env={**os.environ, **self.environment, "JUPYTER_TOKEN": self.token},
                                         stdin=subprocess.DEVNULL)
         return self
 

