@@ -58,13 +58,10 @@ serve: html
 	$(BIN)/python tools/serve.py --host $(HOST) --port $(PORT) $(BUILDDIR)/html
 
 EDITION ?= en
-live# The browser's Python for "run in your browser": Pyodide (npm) and wheels (PyPI), in .cache/browser/.
-browser-assets: $(BIN)/.installed
-	@$(BIN)/python tools/browser_assets.py
-
-html: $(BIN)/.installed browser-assets
+# Without JupyterLite, whose build would follow every saved change.
+livehtml: $(BIN)/.installed
 	@case "$(EDITION)" in en|es) ;; *) echo "EDITION must be en or es, not '$(EDITION)'" >&2; exit 2;; esac
-	$(BIN)/sphinx-autobuild -c . -D language=$(EDITION) --host $(HOST) --port $(PORT) \
+	MAILTLS_JUPYTERLITE=off $(BIN)/sphinx-autobuild -c . -D language=$(EDITION) --host $(HOST) --port $(PORT) \
 	  --watch docs/_ext --watch docs/_templates --watch docs/_static \
 	  docs/$(EDITION) $(BUILDDIR)/live/$(EDITION)
 

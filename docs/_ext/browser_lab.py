@@ -29,7 +29,7 @@ from typing import Any
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
-from sphinx.errors import ConfigError, ExtensionError
+from sphinx.errors import ExtensionError
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / ".cache" / "browser"
