@@ -2,8 +2,14 @@
 
 - ``config``: main.cf, master.cf, lookup tables and dovecot.conf, read as the servers read them;
 - ``smtpd`` and ``imapd``: Postfix's smtpd and Dovecot's IMAP as sans-IO sessions (line in, reply out);
-- ``network``: the lab's addresses inside this process (socket pairs served by threads);
+- ``network``: the lab's addresses inside this process (virtual sockets and reactive servers:
+  no threads, no operating-system sockets, as in the browser);
+- ``tls``: TLS on that network with the standard ``ssl`` module over memory BIOs;
+- ``browser_tls``: the same with tlslite-ng, for Pyodide, whose ``ssl`` cannot do a handshake;
+- ``x509``: the lab's certificates made, read and verified in pure Python (no ``cryptography``
+  in the browser);
 - ``lab``: the five hosts put together, with queues, logs, mailboxes and the wiretap.
 
-``mailtls.lab.connect(backend="sim")`` (or ``MAILTLS_BACKEND=sim``) starts it.
+``mailtls.lab.connect(backend="sim")`` (or ``MAILTLS_BACKEND=sim``) starts it; in the browser
+it is the only lab, and ``connect()`` picks it there.
 """
