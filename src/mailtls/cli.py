@@ -1,4 +1,4 @@
-"""``python -m mailtls lab up|down|reload|logs|status|wiretap`` and ``python -m mailtls notebooks``."""
+"""``python -m mailtls lab up|down|reload|logs|status|wiretap``, ``notebooks``, ``check`` and ``exercise``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from mailtls import backends
 from mailtls.backends import LabError, common
@@ -71,6 +72,45 @@ def lab_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from mailtls import checker, exercises
+    from mailtls.lab import LabNotRunning, connect
+
+    if args.list:
+        for item in exercises.EXERCISES:
+            print(f"{item.number}  {item.name:<14} {item.title}")
+        return 0
+    if not args.exercise:
+        parser.error("check: name an exercise, or --list")
+    chosen = exercises.find(args.exercise)
+    try:
+        lab = connect()
+    except LabNotRunning:
+        raise LabError("no lab is up: start one with `python -m mailtls lab up`") from None
+    results = checker.check(chosen, lab)
+    checker.print_results(chosen, results)
+    if args.report:
+        written = checker.write_report(args.report, chosen, lab, results)
+        print("Report: " + ", ".join(str(path) for path in written))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def exercise_command(args: argparse.Namespace) -> int:
+    from mailtls import exercises
+
+    chosen = exercises.find(args.exercise)
+    changed = exercises.apply(chosen, "start" if args.action == "start" else "solution")
+    what = "set up" if args.action == "start" else "solved with the reference solution"
+    print(f"Exercise {chosen.number} ({chosen.name}) {what}: "
+          + (", ".join(f"labs/{name}" for name in changed) or "no file changed") + ".")
+    if changed and backends.running() is not None:
+        backends.running().reload()
+        print("The lab reloaded them.")
+    elif changed:
+        print("No lab is up; `python -m mailtls lab up` will run them.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailtls", description="The course's mail lab.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,8 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     notebooks.add_argument("--port", type=int, default=8888, help="on 127.0.0.1 (default 8888)")
     notebooks.add_argument("--backend", choices=[*backends.NAMES, "sim"],
                            help="for a lab started here (default: as lab up); sim: the simulated lab, no root needed")
+    check = commands.add_parser("check", help="does the lab do what an exercise asks? criterion by criterion")
+    check.add_argument("exercise", nargs="?", help="its name or number (see --list)")
+    check.add_argument("--list", action="store_true", help="list the exercises")
+    check.add_argument("--report", type=Path, metavar="FILE", help="also write FILE.md and FILE.json to hand in")
+    exercise = commands.add_parser("exercise", help="set an exercise up in labs/, or apply its reference solution")
+    exercise.add_argument("action", choices=["start", "solve"])
+    exercise.add_argument("exercise", help="its name or number (see `check --list`)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "check":
+            return check_command(args, parser)
+        if args.command == "exercise":
+            return exercise_command(args)
         if args.command == "notebooks":
             from mailtls.notebooks import serve
 

@@ -51,6 +51,9 @@ def provision(root: Path, addresses: dict[str, str], mailbox_owner: str | None =
             ca.issue(host.name, names).write(root)
         elif host.certificate == "self-signed":
             self_signed(host.name, names).write(root)
+            # The CA's key never leaves memory, so the certificate that exercise 1 asks a student to
+            # put in place of the self-signed one is issued now, next to it (lab-ca/HOST.chain.pem).
+            ca.issue(host.name, names).write(root / "lab-ca")
 
     users = [User(f"{name}@{DOMAIN}", secrets.token_urlsafe(12)) for name in USERS]
     # Dovecot reads the users file (passwd-file format), Postfix the list of mailboxes.

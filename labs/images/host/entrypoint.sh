@@ -36,9 +36,15 @@ case "${1:-serve}" in
     ;;
   reload)
     install_files
-    # Dovecot first: its reload restarts the auth service, and Postfix's running smtpd
-    # processes must reconnect to the new one (else: 454 Temporary authentication failure).
-    if [ -f "$config/dovecot.conf" ]; then doveadm reload; fi
+    # Dovecot first, and restarted: a reload would keep listening on a port whose listener was
+    # removed. Its auth service restarts with it, and Postfix's running smtpd processes must
+    # reconnect to the new one (else: 454 Temporary authentication failure).
+    if [ -f "$config/dovecot.conf" ]; then
+      pid=$(cat /run/dovecot/master.pid)
+      doveadm stop
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      dovecot
+    fi
     postfix reload
     ;;
   wiretap)

@@ -339,13 +339,14 @@ def reload() -> None:
         shutil.rmtree(current)
         new.rename(current)
         configs[lab_host] = current
-    # Dovecot first: its reload restarts the auth service, and Postfix's smtpd processes would
-    # keep a dead connection to the old one ("454 4.7.0 Temporary authentication failure"),
-    # so Postfix on that host is reloaded after it, changed or not.
+    # Dovecot first, and restarted: a reload would keep listening on a port whose listener was
+    # removed (an exercise does that). Its auth service restarts with it, and Postfix's smtpd
+    # processes would keep a dead connection to the old one ("454 4.7.0 Temporary
+    # authentication failure"), so Postfix on that host is reloaded after it, changed or not.
     for lab_host in HOSTS:
         if lab_host.dovecot:
-            wrapper = runtime_dir(lab_host) / "dovecot" / "dovecot.conf"
-            run(["doveadm", "-c", str(wrapper), "reload"], netns=namespace(lab_host))
+            stop_dovecot(lab_host)
+            start_dovecot(lab_host, runtime_dir(lab_host) / "dovecot" / "dovecot.conf")
             configs.setdefault(lab_host, runtime_dir(lab_host) / "postfix")
     for lab_host, config in configs.items():
         run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))

@@ -1,0 +1,114 @@
+"""The classroom exercises and their checker.
+
+Each checker is proved both ways on the real lab: it fails once the exercise is set up
+(``exercise start``), and passes once the reference solution is applied to the lab's files
+and the lab reloaded. Without a lab, the edits themselves are tested: all or nothing, and the
+solution of a start-only exercise gives back the original files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course import ROOT
+from mailtls import checker, exercises
+from mailtls.backends import LabError
+
+NAMES = [e.name for e in exercises.EXERCISES]
+
+
+@pytest.fixture
+def labs(tmp_path: Path) -> Path:
+    copy = tmp_path / "labs"
+    shutil.copytree(ROOT / "labs", copy, ignore=shutil.ignore_patterns("wheels"))
+    return copy
+
+
+def snapshot(labs: Path) -> dict[str, str]:
+    return {p.relative_to(labs).as_posix(): p.read_text() for p in (labs / "hosts").rglob("*") if p.is_file()}
+
+
+def test_every_exercise_has_criteria_and_a_folder() -> None:
+    assert [e.number for e in exercises.EXERCISES] == list(range(1, len(exercises.EXERCISES) + 1))
+    for exercise in exercises.EXERCISES:
+        assert checker.CRITERIA[exercise.name], exercise.name
+        folder = exercise.folder(ROOT / "labs")
+        assert (folder / "start.toml").exists() or (folder / "solution.toml").exists(), folder
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_start_then_solution_leaves_a_working_configuration(labs: Path, name: str) -> None:
+    """Start changes something or nothing; the solution changes something; start-only exercises come back whole."""
+    original = snapshot(labs)
+    exercise = exercises.find(name)
+    started = exercises.apply(exercise, "start", labs)
+    solved = exercises.apply(exercise, "solution", labs)
+    assert solved, "the reference solution must change a file"
+    if not (exercise.folder(labs) / "solution.toml").exists():
+        assert started and snapshot(labs) == original, "undoing the start gives the lab as it comes"
+
+
+def test_an_edit_that_does_not_apply_changes_nothing(labs: Path) -> None:
+    exercise = exercises.find("imap")
+    conf = labs / "hosts" / "mail" / "dovecot.conf"
+    conf.write_text(conf.read_text().replace("port = 993", "port = 1993"))  # a student's own change
+    before = snapshot(labs)
+    with pytest.raises(LabError, match=r"hosts/mail/dovecot.conf does not look as expected"):
+        exercises.apply(exercise, "start", labs)
+    assert snapshot(labs) == before, "the first edit must not have been written"
+
+
+def test_the_command_line_lists_and_refuses_unknown_exercises() -> None:
+    listed = subprocess.run([sys.executable, "-m", "mailtls", "check", "--list"], capture_output=True, text=True)
+    assert listed.returncode == 0
+    assert [line.split()[1] for line in listed.stdout.splitlines()] == NAMES
+    unknown = subprocess.run([sys.executable, "-m", "mailtls", "check", "tls13"], capture_output=True, text=True)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: no exercise 'tls13': the exercises are certificate, submission")
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name", NAMES)
+def test_the_checker_fails_before_and_passes_after_the_solution(lab, name: str) -> None:
+    exercise = exercises.find(name)
+    original = snapshot(lab.labs)
+    try:
+        exercises.apply(exercise, "start", lab.labs)
+        lab.backend.reload()
+        before = checker.check(exercise, lab.lab)
+        assert not all(r.passed for r in before), f"{name}: the fresh lab already passes"
+        for result in before:
+            assert result.detail, "every result says why"
+        exercises.apply(exercise, "solution", lab.labs)
+        lab.backend.reload()
+        after = checker.check(exercise, lab.lab)
+        failed = [f"{r.criterion}: {r.detail}" for r in after if not r.passed]
+        assert not failed, f"{name}: the reference solution fails: {failed}"
+    finally:
+        for name_, text in original.items():
+            (lab.labs / name_).write_text(text)
+        lab.backend.reload()
+
+
+@pytest.mark.lab
+def test_check_command_exit_code_and_report(lab, tmp_path: Path) -> None:
+    """The student's view: what is printed, the exit code, and the report to hand in."""
+    report = tmp_path / "alice-ex4"
+    env_labs = {"MAILTLS_LABS": str(lab.labs)}
+    done = subprocess.run([sys.executable, "-m", "mailtls", "check", "relay-policy", "--report", str(report)],
+                          capture_output=True, text=True, env={**os.environ, **env_labs})
+    assert done.returncode == 1, done.stdout + done.stderr  # the lab as it comes has no policy for mail.lab.test
+    assert "[FAILED] the relay verifies mail.lab.test" in done.stdout
+    assert "over TLS it did not verify (Trusted, not Verified)" in done.stdout
+    record = json.loads(report.with_name("alice-ex4.json").read_text())
+    assert record["name"] == "relay-policy" and record["passed"] is False
+    assert record["lab"]["fingerprint"] == checker.fingerprint(lab.lab)
+    assert [c["passed"] for c in record["criteria"]] == [False, True]
+    assert "**1 of 2 criteria passed.**" in report.with_name("alice-ex4.md").read_text()
