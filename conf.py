@@ -46,6 +46,7 @@ extensions = [
     "language_switch",  # every page links to itself in the other language
     "notebook_pages",  # notebooks executed against the lab, or shown without outputs; downloads
     "browser_lab",  # "run in your browser": JupyterLite (jupyterlite-sphinx) with its own Pyodide
+    "exercise_edits",  # {exercise-edits}: the classroom exercises' edits of labs/, as diffs
 ]
 
 # -- Sources -------------------------------------------------------------------------------

@@ -253,6 +253,91 @@ def relay_may_elsewhere(lab: Lab) -> str:
     return "; ".join(notes)
 
 
+# -- Exercise 5: STRIPTLS and the client's defence -------------------------------------------------
+
+
+def with_wiretap(lab: Lab, mode: str, recipient: str) -> tuple[str, str, list[dict]]:
+    """Send through the relay with the wiretap in ``mode``; (status line, TLS line, what it saw)."""
+    previous = lab.wiretap_mode
+    mark = len(lab.transcript())
+    lab.set_wiretap_mode(mode)
+    try:
+        line, tls = through_relay(lab, recipient)
+    finally:
+        lab.set_wiretap_mode(previous)
+    return line, tls, lab.transcript()[mark:]
+
+
+def relay_resists_striptls(lab: Lab) -> str:
+    line, tls, seen = with_wiretap(lab, "strip", "alice@lab.test")
+    said_in_clear = [entry["text"] for entry in seen if entry.get("from") == "client" and "text" in entry]
+    if any(text.upper().startswith("DATA") for text in said_in_clear) or "status=sent" in line and not tls:
+        raise Failed("with STARTTLS stripped, the relay sent the message in clear text through mitm.lab.test "
+                     "(the wiretap's transcript shows DATA): it must require TLS for this next hop")
+    if "status=sent" in line:
+        raise Failed("with STARTTLS stripped, the relay still delivered the message: it should have deferred it")
+    return f"the relay refused to go on in clear text: {status_of(line)}"
+
+
+def relay_verifies_through_the_path(lab: Lab) -> str:
+    line, tls, _ = with_wiretap(lab, "pass", "alice@lab.test")
+    if "status=sent" not in line:
+        raise Failed(f"with the wiretap passing traffic untouched, the relay did not deliver: {status_of(line)}")
+    trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else "no"  # type: ignore[index]
+    if trust != "Verified":
+        raise Failed(f"the relay delivered with {trust} TLS: it must verify that the certificate is "
+                     "mail.lab.test's (level secure, match=mail.lab.test)")
+    return "Verified TLS, mail.lab.test's certificate, status=sent"
+
+
+# -- Exercise 6: protocol versions -----------------------------------------------------------------
+
+
+def old_client(version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that speaks only ``version``, as an old one would (SHA-1 signatures allowed)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the version is what is checked here, not the certificate
+    context.minimum_version = context.maximum_version = version
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def handshake(where: str, context: ssl.SSLContext) -> str | None:
+    """The version agreed on the port, or None if the server refused the handshake."""
+    host, port = "mail.lab.test", int(where)
+    try:
+        if port == 587:
+            with smtplib.SMTP(host, port, timeout=TIMEOUT) as server:
+                server.starttls(context=context)
+                return server.sock.version()
+        if port == 465:
+            with smtplib.SMTP_SSL(host, port, context=context, timeout=TIMEOUT) as server:
+                return server.sock.version()
+        with imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=TIMEOUT) as imap:
+            return imap.sock.version()
+    except (ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionResetError, imaplib.IMAP4.abort):
+        return None
+
+
+def refuses_old_versions(port: str) -> Criterion:
+    def criterion(lab: Lab) -> str:
+        import warnings
+
+        with warnings.catch_warnings():  # ssl warns that TLS 1.0 and 1.1 are deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            accepted = [v.name.replace("_", ".") for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
+                        if handshake(port, old_client(v))]
+        if accepted:
+            raise Failed(f"port {port} still accepts {' and '.join(accepted)}: expected a refused handshake "
+                         "(TLS 1.2 is the oldest version RFC 8996 allows)")
+        modern = handshake(port, verified(lab))
+        if modern is None:
+            raise Failed(f"port {port} refuses TLS 1.2 and 1.3 too: clients could not connect at all")
+        return f"TLS 1.0 and 1.1 refused; a current client gets {modern}"
+    return criterion
+
+
 CRITERIA: dict[str, list[tuple[str, Criterion]]] = {
     "certificate": [
         ("selfsigned.lab.test offers STARTTLS on port 25", selfsigned_offers_starttls),
@@ -274,6 +359,15 @@ CRITERIA: dict[str, list[tuple[str, Criterion]]] = {
     "relay-policy": [
         ("the relay verifies mail.lab.test (level secure) and delivers", relay_verifies_mail),
         ("the relay keeps may for legacy.lab.test and selfsigned.lab.test", relay_may_elsewhere),
+    ],
+    "striptls": [
+        ("with STARTTLS stripped, the relay sends nothing in clear text", relay_resists_striptls),
+        ("without the attack, the relay delivers over TLS verified as mail.lab.test", relay_verifies_through_the_path),
+    ],
+    "protocols": [
+        ("port 587 (STARTTLS required) refuses TLS 1.0 and 1.1", refuses_old_versions("587")),
+        ("port 465 (implicit TLS) refuses TLS 1.0 and 1.1", refuses_old_versions("465")),
+        ("port 993 (IMAPS) refuses TLS 1.0 and 1.1", refuses_old_versions("993")),
     ],
 }
 
