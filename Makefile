@@ -15,7 +15,7 @@ BIN        := $(VENV)/bin
 SPHINX     := $(BIN)/sphinx-build -c .
 
 .DEFAULT_GOAL := help
-.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser
+.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser benchmarks-classroom
 
 help:
 	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
@@ -28,6 +28,7 @@ help:
 	@echo "make benchmarks-lab  (root) measure the lab's start, stop and memory"
 	@echo "make benchmarks-notebooks  (root) time the notebooks on both backends, and in the build"
 	@echo "make benchmarks-browser  time the notebooks in JupyterLite (Chromium) and weigh the site"
+	@echo "make benchmarks-classroom  (root) 30 clients x 20 messages on one lab, on both backends"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.
@@ -86,6 +87,9 @@ benchmarks-notebooks: debian-packages $(BIN)/.installed
 
 benchmarks-browser: debian-packages $(BIN)/.installed browser-assets
 	$(BIN)/python benchmarks/browser.py
+
+benchmarks-classroom: debian-packages $(BIN)/.installed
+	$(BIN)/python benchmarks/classroom.py
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -40,10 +40,11 @@ case "${1:-serve}" in
     # removed. Its auth service restarts with it, and Postfix's running smtpd processes must
     # reconnect to the new one (else: 454 Temporary authentication failure).
     if [ -f "$config/dovecot.conf" ]; then
-      pid=$(cat /run/dovecot/master.pid)
-      doveadm stop
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      dovecot
+      if pid=$(cat /run/dovecot/master.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+        doveadm stop
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      fi
+      dovecot  # also brings back a Dovecot that died
     fi
     postfix reload
     ;;

@@ -1,0 +1,120 @@
+"""Faults a classroom meets: Dovecot dies under a reader, Postfix restarts with mail in its queue.
+
+Nothing may be lost or duplicated: the client sees an error, ``lab reload`` brings Dovecot
+back, and every message queued meanwhile arrives once.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import signal
+import smtplib
+import time
+import uuid
+
+import pytest
+
+from mailtls.hosts import MAIL
+
+pytestmark = pytest.mark.lab
+
+WAIT = 60.0
+
+
+def kill_dovecot(lab) -> None:
+    """SIGKILL every Dovecot process, as a crash of the whole server would: no clean shutdown.
+
+    The master leads a process group with all its children (a killed master alone leaves the
+    session's imap process serving its client).
+    """
+    if lab.backend_name == "native":
+        from mailtls.backends.common import runtime_dir
+
+        pid = int((runtime_dir(MAIL) / "dovecot" / "run" / "master.pid").read_text().split()[0])
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    else:
+        from mailtls.backends.common import labs_in_use, state
+        from mailtls.backends.containers import compose
+
+        compose(state()["engine"], labs_in_use(), "exec", "-T", MAIL.short, "python3", "-c",
+                "import os, signal; os.killpg(int(open('/run/dovecot/master.pid').read()), signal.SIGKILL)")
+
+
+def restart_postfix(lab) -> None:
+    """Stop and start Postfix on mail.lab.test (in the containers, the container is its Postfix)."""
+    if lab.backend_name == "native":
+        lab.backend.postfix_command(MAIL, "postfix", "stop")
+        lab.backend.postfix_command(MAIL, "postfix", "start")
+    else:
+        from mailtls.backends.common import labs_in_use, state
+        from mailtls.backends.containers import compose
+
+        compose(state()["engine"], labs_in_use(), "restart", MAIL.short)
+
+
+def queued(lab) -> list[dict]:
+    done = lab.backend.postfix_command(MAIL, "postqueue", "-j")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def subjects_in_inbox(lab, user) -> list[str]:
+    with imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=10) as imap:
+        imap.login(user.login, user.password)
+        imap.select("INBOX", readonly=True)
+        _, found = imap.search(None, "ALL")
+        subjects = []
+        for number in found[0].split():
+            _, data = imap.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(data[0][1].decode().strip().removeprefix("Subject: "))
+        return subjects
+
+
+def deliver_on_25(lab, recipient: str, subject: str) -> None:
+    with smtplib.SMTP(lab.address("mail.lab.test"), 25, timeout=10) as server:
+        server.sendmail("teacher@relay.lab.test", [recipient], f"Subject: {subject}\r\n\r\nHello.\r\n")
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_crash_and_a_restart_lose_nothing(lab) -> None:
+    bob = lab.user("bob")
+    run = uuid.uuid4().hex[:8]
+    before = f"fault {run} before"
+    deliver_on_25(lab, bob.login, before)
+    wait_for(lambda: before in subjects_in_inbox(lab, bob), "the first message")
+
+    # Dovecot dies while a reader is logged in: the reader gets an error, not a hang.
+    imap = imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=10)
+    imap.login(bob.login, bob.password)
+    imap.select("INBOX")
+    kill_dovecot(lab)
+    with pytest.raises((imaplib.IMAP4.abort, OSError)):
+        for _ in range(20):  # the session's process notices its master is gone within moments
+            imap.noop()
+            time.sleep(0.25)
+    imap.shutdown()
+
+    # Mail keeps arriving: Postfix queues it, since LMTP to Dovecot is refused.
+    during = [f"fault {run} during {n}" for n in range(5)]
+    for subject in during:
+        deliver_on_25(lab, bob.login, subject)
+    wait_for(lambda: len([m for m in queued(lab) if m["recipients"][0]["address"] == bob.login]) >= len(during),
+             "the messages to wait in Postfix's queue")
+
+    restart_postfix(lab)
+    lab.backend.reload()  # brings Dovecot back
+    lab.backend.postfix_command(MAIL, "postqueue", "-f")
+
+    expected = sorted([before, *during])
+    wait_for(lambda: sorted(s for s in subjects_in_inbox(lab, bob) if run in s) == expected,
+             "every message, once")
+    assert sorted(s for s in subjects_in_inbox(lab, bob) if run in s) == expected  # none lost, none twice
