@@ -52,6 +52,16 @@ def restart_postfix(lab) -> None:
         from mailtls.backends.containers import compose
 
         compose(state()["engine"], labs_in_use(), "restart", MAIL.short)
+    # Postfix must be up again before anything else is asked of it (the reload below included).
+    wait_for(lambda: smtp_answers(lab), "Postfix on mail.lab.test to answer again")
+
+
+def smtp_answers(lab) -> bool:
+    try:
+        with smtplib.SMTP(lab.address("mail.lab.test"), 25, timeout=5) as server:
+            return server.noop()[0] == 250
+    except OSError:
+        return False
 
 
 def queued(lab) -> list[dict]:

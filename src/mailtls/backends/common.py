@@ -31,6 +31,9 @@ WIRETAP_MODES = tuple(mode.value for mode in Mode)
 WIRETAP_MODE_FILE = LAB_FILES / "wiretap.mode"
 
 
+RELOAD_SETTLE = 1.0  # seconds for Postfix's processes from before a reload to exit
+
+
 def address(host: Host) -> str:
     return str(NETWORK.network_address + host.octet)
 

@@ -21,11 +21,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    LAB_FILES, all_ports_answer, already_up, labs_in_use, prepare_lab_files, run,
+    LAB_FILES, RELOAD_SETTLE, all_ports_answer, already_up, labs_in_use, prepare_lab_files, run,
     save_state, server_versions, silent_ports, state, write_status,
 )
 from mailtls.hosts import HOSTS, LABS, Host
@@ -204,6 +205,7 @@ def reload() -> None:
 
     with concurrent.futures.ThreadPoolExecutor() as pool:
         list(pool.map(reload_host, [h for h in HOSTS if h.postfix]))
+    time.sleep(RELOAD_SETTLE)  # as natively: old smtpd processes go before anyone checks
 
 
 def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:

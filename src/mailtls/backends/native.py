@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    GATEWAY, LAB_FILES, NETWORK, WIRETAP, WIRETAP_MODE_FILE, address, all_ports_answer, already_up,
+    GATEWAY, LAB_FILES, NETWORK, RELOAD_SETTLE, WIRETAP, WIRETAP_MODE_FILE, address, all_ports_answer, already_up,
     labs_in_use, prepare_lab_files, run, runtime_dir, server_versions, silent_ports, state, transcript_path, wait_for_wiretap,
     write_status,
 )
@@ -350,6 +350,9 @@ def reload() -> None:
             configs.setdefault(lab_host, runtime_dir(lab_host) / "postfix")
     for lab_host, config in configs.items():
         run(["postfix", "-c", str(config), "reload"], netns=namespace(lab_host))
+    # An idle smtpd started before the reload may still take one more client with the old files;
+    # give those processes a moment to notice and go, so that a check right after sees the new ones.
+    time.sleep(RELOAD_SETTLE)
 
 
 def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:
