@@ -46,11 +46,6 @@ class Result:
     detail: str
 
 
-def verified(lab: Lab) -> ssl.SSLContext:
-    """A client that trusts only the lab CA and checks names, as the exercises ask."""
-    return ssl.create_default_context(cafile=str(lab.ca_file))
-
-
 def alice(lab: Lab) -> tuple[str, str]:
     user = lab.user("alice")
     return user.login, user.password
@@ -68,7 +63,7 @@ def selfsigned_offers_starttls(lab: Lab) -> str:
 
 
 def selfsigned_certificate_from_lab_ca(lab: Lab) -> str:
-    context = verified(lab)
+    context = lab.ssl_context()
     context.check_hostname = False  # the name is the next criterion
     try:
         with smtplib.SMTP("selfsigned.lab.test", 25, timeout=TIMEOUT) as server:
@@ -83,7 +78,7 @@ def selfsigned_certificate_from_lab_ca(lab: Lab) -> str:
 def selfsigned_certificate_names_the_host(lab: Lab) -> str:
     try:
         with smtplib.SMTP("selfsigned.lab.test", 25, timeout=TIMEOUT) as server:
-            server.starttls(context=verified(lab))
+            server.starttls(context=lab.ssl_context())
             version = server.sock.version()
     except ssl.SSLCertVerificationError as error:
         raise Failed(f"a client that trusts only the lab CA refuses selfsigned.lab.test: "
@@ -114,7 +109,7 @@ def submission_hides_auth_before_tls(lab: Lab) -> str:
 
 def submission_login_after_starttls(lab: Lab) -> str:
     with smtplib.SMTP("mail.lab.test", 587, timeout=TIMEOUT) as server:
-        server.starttls(context=verified(lab))
+        server.starttls(context=lab.ssl_context())
         server.ehlo("checker.lab.test")
         if not server.has_extn("auth"):
             raise Failed("port 587 offers no AUTH even after STARTTLS: users could not log in")
@@ -124,7 +119,7 @@ def submission_login_after_starttls(lab: Lab) -> str:
 
 def submissions_implicit_tls(lab: Lab) -> str:
     try:
-        with smtplib.SMTP_SSL("mail.lab.test", 465, context=verified(lab), timeout=TIMEOUT) as server:
+        with smtplib.SMTP_SSL("mail.lab.test", 465, context=lab.ssl_context(), timeout=TIMEOUT) as server:
             version = server.sock.version()
             code, _ = server.login(*alice(lab))
     except ConnectionRefusedError:
@@ -164,14 +159,14 @@ def imap_refuses_plaintext_login(lab: Lab) -> str:
 
 def imap_login_after_starttls(lab: Lab) -> str:
     with imaplib.IMAP4("mail.lab.test", 143, timeout=TIMEOUT) as imap:
-        imap.starttls(ssl_context=verified(lab))
+        imap.starttls(ssl_context=lab.ssl_context())
         status, _ = imap.login(*alice(lab))
     return f"alice logged in after STARTTLS ({status})"
 
 
 def imaps_implicit_tls(lab: Lab) -> str:
     try:
-        with imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=verified(lab), timeout=TIMEOUT) as imap:
+        with imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=lab.ssl_context(), timeout=TIMEOUT) as imap:
             version = imap.sock.version()
             status, _ = imap.login(*alice(lab))
     except ConnectionRefusedError:
@@ -331,7 +326,7 @@ def refuses_old_versions(port: str) -> Criterion:
         if accepted:
             raise Failed(f"port {port} still accepts {' and '.join(accepted)}: expected a refused handshake "
                          "(TLS 1.2 is the oldest version RFC 8996 allows)")
-        modern = handshake(port, verified(lab))
+        modern = handshake(port, lab.ssl_context())
         if modern is None:
             raise Failed(f"port {port} refuses TLS 1.2 and 1.3 too: clients could not connect at all")
         return f"TLS 1.0 and 1.1 refused; a current client gets {modern}"
