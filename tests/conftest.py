@@ -55,20 +55,11 @@ def site(built: BuiltSite) -> Path:
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A lab on each backend in turn, up for all the tests that use it, started from a scratch
     copy of labs/ that tests may edit."""
-    import sys
-
     from mailtls import backends
     from mailtls.backends.common import state
     from mailtls.lab import connect
 
-    require(sys.platform == "linux" and os.geteuid() == 0, f"root on Linux (the {request.param} lab backend)")
-    if request.param == "native":
-        for program in ("postfix", "dovecot", "ip"):
-            require_program(program, "Debian packages postfix, dovecot-core, iproute2")
-    else:
-        from mailtls.backends.containers import engine
-
-        require(engine() is not None, "a container engine (Debian packages podman, netavark, aardvark-dns, runc)")
+    require_backend(request.param)
     if state():
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
     backend = backends.get(request.param)
@@ -81,6 +72,20 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     finally:
         backend.down()
     assert_nothing_left(request.param)
+
+
+def require_backend(name: str) -> None:
+    """What a lab on this backend needs: root on Linux, and the servers' packages or a container engine."""
+    import sys
+
+    require(sys.platform == "linux" and os.geteuid() == 0, f"root on Linux (the {name} lab backend)")
+    if name == "native":
+        for program in ("postfix", "dovecot", "ip"):
+            require_program(program, "Debian packages postfix, dovecot-core, iproute2")
+    else:
+        from mailtls.backends.containers import engine
+
+        require(engine() is not None, "a container engine (Debian packages podman, netavark, aardvark-dns, runc)")
 
 
 def assert_nothing_left(backend: str) -> None:

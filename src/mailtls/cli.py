@@ -1,4 +1,8 @@
-"""``python -m mailtls lab up|down|reload|logs|status|wiretap``, ``notebooks``, ``check`` and ``exercise``."""
+"""``python -m mailtls lab up|down|reload|logs|status|wiretap``, ``notebooks``, ``check`` and ``exercise``.
+
+On a classroom host, ``--student K`` runs a command on student K's lab: the command runs again
+in a process of its own with ``MAILTLS_STUDENT=K`` (see ``mailtls.classroom``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from mailtls import backends
+from mailtls import backends, classroom, hosts
 from mailtls.backends import LabError, common
 
 
@@ -28,10 +32,14 @@ def choose_backend(requested: str | None) -> str:
     )
 
 
+NOT_UP = ("no lab is up: start one with `python -m mailtls lab up`" if hosts.STUDENT is None else
+          f"student {hosts.STUDENT} has no lab up: start the class's labs with `python -m mailtls lab up --students N`")
+
+
 def running_backend():
     backend = backends.running()
     if backend is None:
-        raise LabError("no lab is up: start one with `python -m mailtls lab up`")
+        raise LabError(NOT_UP)
     return backend
 
 
@@ -43,8 +51,22 @@ def print_status(described: dict) -> None:
     print(f"wiretap: {described['wiretap']['mode']} (transcript: {described['wiretap']['transcript']})")
 
 
+def print_classroom(students: list[dict]) -> None:
+    print(f"classroom: {len(students)} student labs")
+    for student in students:
+        mail = next(s for s in student["services"] if s["host"].startswith("mail."))
+        print(f"  student {student['student']:<3} {student['backend']:<11} mail.lab.test {mail['address']:<13} "
+              f"wiretap: {student['wiretap']['mode']:<7} files: {student['labs']}")
+    print("`python -m mailtls lab status --student K` describes one of them.")
+
+
 def lab_command(args: argparse.Namespace) -> int:
-    if args.action == "up":
+    if args.action == "up" and args.students is not None:
+        chosen = choose_backend(args.backend)
+        numbers = classroom.up(args.students, chosen, args.classroom,
+                               on_progress=lambda message: print(f"  {message}", flush=True))
+        print(f"{len(numbers)} student labs are up ({chosen}); `python -m mailtls lab status` lists them.")
+    elif args.action == "up":
         backend = backends.get(choose_backend(args.backend))
         backend.up(on_progress=lambda message: print(f"  {message}", flush=True))
         print(f"The lab is up ({common.state()['backend']}); `python -m mailtls lab status` lists its services.")
@@ -52,6 +74,8 @@ def lab_command(args: argparse.Namespace) -> int:
         backend = backends.running()
         for candidate in [backend] if backend else [backends.get(name) for name in backends.NAMES]:
             candidate.down()  # with nothing recorded, clear what either backend may have left
+        if hosts.STUDENT is None:  # the teacher's `lab down` ends the class too
+            classroom.down()
     elif args.action == "reload":
         running_backend().reload()
         print("Reloaded: every host runs its files under labs/ again.")
@@ -60,12 +84,16 @@ def lab_command(args: argparse.Namespace) -> int:
         print(common.logs(args.host), end="")
     elif args.action == "status":
         described = common.status()
+        students = classroom.statuses() if hosts.STUDENT is None else []
         if args.json:
-            print(json.dumps(described, indent=2))
-        elif not described.get("up"):
-            print("No lab is up.")
-        else:
+            print(json.dumps({**described, "students": students} if students else described, indent=2))
+            return 0
+        if described.get("up"):
             print_status(described)
+        elif not students:
+            print("No lab is up." if hosts.STUDENT is None else f"Student {hosts.STUDENT} has no lab up.")
+        if students:
+            print_classroom(students)
     elif args.action == "wiretap":
         common.set_wiretap_mode(args.mode)
         print(f"The wiretap on mitm.lab.test is now in {args.mode} mode.")
@@ -86,7 +114,7 @@ def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     try:
         lab = connect()
     except LabNotRunning:
-        raise LabError("no lab is up: start one with `python -m mailtls lab up`") from None
+        raise LabError(NOT_UP) from None
     results = checker.check(chosen, lab)
     checker.print_results(chosen, results)
     if args.report:
@@ -111,6 +139,15 @@ def exercise_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def for_student(number: int, argv: list[str], args: argparse.Namespace) -> int:
+    """Run this same command again, on student ``number``'s lab."""
+    classroom.check_number(number)
+    if not classroom.student_state(number) and not (args.command == "lab" and args.action in ("down", "status")):
+        raise LabError(f"student {number} has no lab up: start the class's labs with "
+                       "`python -m mailtls lab up --students N`")
+    return classroom.run_as_student(number, argv).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mailtls", description="The course's mail lab.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     up = actions.add_parser("up", help="start every lab host (does nothing if the lab is already up)")
     up.add_argument("--backend", choices=backends.NAMES,
                     help="containers: Podman or Docker; native: network namespaces (root, Linux)")
-    actions.add_parser("down", help="stop the lab and remove everything it made")
-    actions.add_parser("reload", help="apply edited files under labs/ (checked first)")
+    up.add_argument("--students", type=int, metavar="N",
+                    help=f"a classroom host: one lab per student, 1 to N (at most {hosts.MAX_STUDENTS})")
+    up.add_argument("--classroom", type=Path, default=classroom.DEFAULT_COPIES, metavar="DIR",
+                    help="with --students: where each student's copy of labs/ is, DIR/student-K "
+                         "(default ./classroom; made if missing, never overwritten)")
+    down = actions.add_parser("down", help="stop the lab (and every student's) and remove everything it made")
+    reload = actions.add_parser("reload", help="apply edited files under labs/ (checked first)")
     logs = actions.add_parser("logs", help="the hosts' Postfix and Dovecot logs")
     logs.add_argument("host", nargs="?", help="one host, e.g. relay or relay.lab.test")
-    status = actions.add_parser("status", help="the lab's services, CA and users")
+    status = actions.add_parser("status", help="the lab's services, CA and users (and the students' labs)")
     status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     wiretap = actions.add_parser("wiretap", help="set the interceptor on mitm.lab.test")
     wiretap.add_argument("mode", choices=common.WIRETAP_MODES)
@@ -138,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     exercise = commands.add_parser("exercise", help="set an exercise up in labs/, or apply its reference solution")
     exercise.add_argument("action", choices=["start", "solve"])
     exercise.add_argument("exercise", help="its name or number (see `check --list`)")
+    for command in (down, reload, logs, status, wiretap, check, exercise):
+        command.add_argument("--student", type=int, metavar="K",
+                             help="on a classroom host: student K's lab (and their copy of labs/)")
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "student", None) is not None and args.student != hosts.STUDENT:
+            return for_student(args.student, sys.argv[1:] if argv is None else argv, args)
         if args.command == "check":
             return check_command(args, parser)
         if args.command == "exercise":

@@ -18,10 +18,36 @@ DOMAIN = "lab.test"
 _PACKAGED = Path(__file__).resolve().parent / "_labs"
 LABS = Path(os.environ.get("MAILTLS_LABS") or (_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"))
 
-# Where every backend puts the files a lab makes at start-up: the CA, the hosts' keys and
-# certificates, the users' passwords, the mailboxes and the wiretap's transcripts. The
-# configuration files under labs/ name these paths.
-LAB_FILES = Path("/run/mailtls")
+# Where the configuration files under labs/ expect the files a lab makes at start-up: the CA,
+# the hosts' keys and certificates, the users' passwords, the mailboxes and the wiretap's
+# transcripts. Inside a container they are there.
+CONFIG_FILES = Path("/run/mailtls")
+MAX_STUDENTS = 50
+# A classroom host runs one lab per student (`lab up --students N`). A process works on student
+# K's lab when MAILTLS_STUDENT=K: its files, addresses and names all follow from that number.
+CLASSROOM_FILES = Path("/run/mailtls-classroom")
+
+
+def _student(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_STUDENTS:
+        raise ValueError(f"MAILTLS_STUDENT must be a number from 1 to {MAX_STUDENTS}, not {value!r}")
+    return int(value)
+
+
+STUDENT = _student(os.environ.get("MAILTLS_STUDENT"))
+
+
+def student_files(number: int) -> Path:
+    """Where student ``number``'s lab keeps its files on this machine."""
+    return CLASSROOM_FILES / f"student-{number}"
+
+
+# Where the lab of this process keeps those files on this machine: the same place for the
+# single lab, a folder per student on a classroom host (the native backend points the
+# configuration's paths there).
+LAB_FILES = CONFIG_FILES if STUDENT is None else student_files(STUDENT)
 
 
 @dataclass(frozen=True)

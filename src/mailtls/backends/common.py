@@ -3,13 +3,18 @@
 Both backends give each host the same address on 198.18.0.0/24 and the standard ports, and
 both keep the lab's generated files in ``/run/mailtls`` on this machine, so ``lab status``,
 the logs and the wiretap's transcript look the same whichever backend runs.
+
+On a classroom host, student K's lab (``MAILTLS_STUDENT=K``) has the network 198.18.K.0/24
+and its files in ``/run/mailtls-classroom/student-K``; the hosts keep their last address byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,12 +22,13 @@ import time
 from pathlib import Path
 
 from mailtls.backends import LabError
-from mailtls.hosts import HOSTS, LAB_FILES, Host
+from mailtls.hosts import CONFIG_FILES, HOSTS, LAB_FILES, STUDENT, Host, Service
 from mailtls.hosts import host as find_host
 from mailtls.provision import read_users
 from mailtls.wiretap import Mode
 
-NETWORK = ipaddress.ip_network("198.18.0.0/24")  # RFC 2544's benchmarking range: never routed
+# RFC 2544's benchmarking range, never routed: 198.18.0.0/24 for the single lab, 198.18.K.0/24 for student K.
+NETWORK = ipaddress.ip_network(f"198.18.{STUDENT or 0}.0/24")
 GATEWAY = NETWORK.network_address + 1
 STATE_FILE = LAB_FILES / "lab.json"  # which backend runs, from which labs/ folder
 STATUS_FILE = LAB_FILES / "status.json"  # what everyone may read: see write_status()
@@ -32,6 +38,7 @@ WIRETAP_MODE_FILE = LAB_FILES / "wiretap.mode"
 
 
 RELOAD_SETTLE = 1.0  # seconds for Postfix's processes from before a reload to exit
+READY_SETTLE = 2.0  # seconds a port stays silent, its server up, before `up` takes it as closed on purpose
 
 
 def address(host: Host) -> str:
@@ -41,6 +48,16 @@ def address(host: Host) -> str:
 def runtime_dir(host: Host) -> Path:
     """The host's folder on this machine: its logs (and, natively, its queue and state)."""
     return LAB_FILES / "hosts" / host.name
+
+
+def for_this_lab(text: str) -> str:
+    """A configuration file's text with the lab's files where this lab keeps them on this machine.
+
+    The files under labs/ name ``/run/mailtls/``; a student's lab on a classroom host keeps its
+    files elsewhere, and the native backend, whose servers see this machine's folders, runs a
+    copy that names them. Nothing changes for the single lab.
+    """
+    return text.replace(f"{CONFIG_FILES}/", f"{LAB_FILES}/")
 
 
 def transcript_path() -> Path:
@@ -94,7 +111,8 @@ def already_up(backend: str, down) -> bool:
     """
     running = state().get("backend")
     if running == backend:
-        if all_ports_answer(timeout=5):
+        with contextlib.suppress(LabError):
+            wait_until_listening(timeout=5)
             return True
         down()
     elif running:
@@ -112,6 +130,14 @@ def prepare_lab_files(labs: Path, backend: str) -> None:
     STATE_FILE.write_text(json.dumps({"backend": backend, "labs": str(labs.resolve())}) + "\n")
     WIRETAP_MODE_FILE.write_text("pass\n")
     os.chmod(WIRETAP_MODE_FILE, 0o644)
+
+
+def remove_lab_files() -> None:
+    """Delete this lab's generated files (and the classroom's folder once no student has a lab)."""
+    shutil.rmtree(LAB_FILES, ignore_errors=True)
+    if STUDENT is not None:
+        with contextlib.suppress(OSError):  # not empty: other students' labs are up
+            LAB_FILES.parent.rmdir()
 
 
 # -- Describing and waiting -----------------------------------------------------------------------
@@ -150,38 +176,75 @@ def write_status(servers: dict[str, str]) -> None:
     os.chmod(STATUS_FILE, 0o644)
 
 
-def status() -> dict:
-    """What ``lab status --json`` prints: as written when the lab came up, with the wiretap's mode now."""
-    if not STATUS_FILE.exists():
+def status(files: Path = LAB_FILES) -> dict:
+    """What ``lab status --json`` prints: as written when the lab came up, with the wiretap's mode now.
+
+    ``files`` is the lab's folder of generated files; another student's, on a classroom host.
+    """
+    if not (files / STATUS_FILE.name).exists():
         return {"up": False}
-    described = json.loads(STATUS_FILE.read_text())
-    described["wiretap"]["mode"] = wiretap_mode()
+    described = json.loads((files / STATUS_FILE.name).read_text())
+    described["wiretap"]["mode"] = wiretap_mode(files)
     return described
 
 
-def silent_ports(hosts: list[Host] | None = None) -> list[str]:
+def silent_services(hosts: list[Host] | None = None) -> list[tuple[Host, Service, str]]:
+    """The lab's ports that do not answer now, each with the reason."""
     silent = []
     for lab_host in hosts or HOSTS:
         for service in lab_host.services:
             try:
                 socket.create_connection((address(lab_host), service.port), timeout=1).close()
             except OSError as error:
-                silent.append(f"{lab_host.name}:{service.port} ({service.name}): {error.strerror or error}")
+                silent.append((lab_host, service, error.strerror or str(error)))
     return silent
 
 
-def all_ports_answer(timeout: float, hosts: list[Host] | None = None) -> bool:
+def silent_ports(hosts: list[Host] | None = None) -> list[str]:
+    """``mail.lab.test:465 (submissions): Connection refused``, for each port that does not answer."""
+    return [f"{h.name}:{s.port} ({s.name}): {why}" for h, s, why in silent_services(hosts)]
+
+
+def server_of(lab_host: Host, service: Service) -> str:
+    """The program that opens this port: postfix, dovecot or the wiretap."""
+    if lab_host.wiretap_for:
+        return "the wiretap"
+    return "dovecot" if service.name.startswith("imap") else "postfix"
+
+
+def wait_until_listening(timeout: float, settle: float = READY_SETTLE) -> list[str]:
+    """Wait until every server of the lab listens; return the ports its files leave closed.
+
+    Postfix, Dovecot and the wiretap each open all their ports as they start. So a server is up
+    once one of its ports answers, and a port still silent ``settle`` seconds later is one that
+    its configuration does not open: an exercise's starting state removes 465, for one. Raises
+    when a server has not answered on any of its ports after ``timeout`` seconds.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not silent_ports(hosts):
-            return True
+    last: set[tuple[str, int]] | None = None
+    since = time.monotonic()
+    while True:
+        silent = silent_services()
+        closed = {(h.name, s.port) for h, s, _ in silent}
+        if not closed:
+            return []
+        not_up = sorted({
+            f"{server_of(h, s)} on {h.name}" for h in HOSTS for s in h.services
+            if all((h.name, t.port) in closed for t in h.services if server_of(h, t) == server_of(h, s))
+        })
+        if closed != last:
+            last, since = closed, time.monotonic()
+        if not not_up and time.monotonic() - since >= settle:
+            return silent_ports()
+        if time.monotonic() > deadline:
+            raise LabError("the lab did not answer in time: " + (", ".join(not_up) or "its ports kept changing")
+                           + ". Not listening:\n" + "\n".join(silent_ports()))
         time.sleep(0.2)
-    return False
 
 
-def wiretap_mode() -> str:
+def wiretap_mode(files: Path = LAB_FILES) -> str:
     try:
-        return WIRETAP_MODE_FILE.read_text().strip()
+        return (files / WIRETAP_MODE_FILE.name).read_text().strip()
     except FileNotFoundError:
         return "pass"
 

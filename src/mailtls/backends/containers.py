@@ -5,6 +5,10 @@ each host's files from ``labs/hosts/HOST/`` mounted read-only, and the lab's gen
 in ``/run/mailtls`` shared with this machine, so that status, logs, mailboxes and the wiretap's
 transcript are where the native backend puts them too.
 
+On a classroom host, student K's lab is the compose project ``mailtls-student-K``: the same
+file, with its network (198.18.K.0/24), MAC addresses and published ports chosen by the
+variables this module passes to compose.
+
 No container registry is needed. The base image, ``debian:bookworm-slim``, is made here when
 it is missing, with ``debootstrap`` from the Debian mirror that apt on this machine uses; the
 image's own ``apt-get`` then installs Postfix and Dovecot from that same mirror.
@@ -18,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,14 +31,15 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    LAB_FILES, RELOAD_SETTLE, all_ports_answer, already_up, labs_in_use, prepare_lab_files, run,
-    save_state, server_versions, silent_ports, state, write_status,
+    LAB_FILES, NETWORK, RELOAD_SETTLE, already_up, labs_in_use, prepare_lab_files, remove_lab_files, run,
+    save_state, server_versions, state, wait_until_listening, write_status,
 )
-from mailtls.hosts import HOSTS, LABS, Host
+from mailtls.hosts import HOSTS, LABS, STUDENT, Host
+from mailtls.hosts import host as find_host
 
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 IMAGE = "localhost/mailtls-host:latest"
-PROJECT = "mailtls"
+PROJECT = "mailtls" if STUDENT is None else f"mailtls-student-{STUDENT}"
 SOURCE = Path(__file__).resolve().parents[2]  # src/, mounted into the wiretap's container
 READY_TIMEOUT = 90.0
 
@@ -54,10 +60,38 @@ def engine() -> str | None:
 
 
 def engine_env(name: str) -> dict[str, str]:
-    settings = {"MAILTLS_FILES": str(LAB_FILES), "MAILTLS_SRC": str(SOURCE)}
+    settings = {"MAILTLS_FILES": str(LAB_FILES), "MAILTLS_SRC": str(SOURCE), **lab_network_env()}
     if name == "podman":  # this project's Podman settings, leaving the machine's own alone
         settings["CONTAINERS_CONF"] = str(LABS / "containers" / "containers.conf")
     return settings
+
+
+def lab_network_env() -> dict[str, str]:
+    """What compose.yaml needs to know of this lab's network: 198.18.K.x, MAC 02:00:c6:12:K:x, ports 1K025..."""
+    number = STUDENT or 0
+    return {
+        "MAILTLS_NET": f"{NETWORK.network_address}".rsplit(".", 1)[0],
+        "MAILTLS_MAC": f"{number:02x}",
+        "MAILTLS_PORTS": str(10 + number),
+    }
+
+
+def published_ports() -> dict[int, int]:
+    """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025... for student K."""
+    prefix = lab_network_env()["MAILTLS_PORTS"]
+    return {int(f"{prefix}{service.port:03d}"): service.port for service in find_host("mail").services}
+
+
+def ports_free() -> None:
+    """Refuse at once, and say which, when a port the lab publishes is taken on 127.0.0.1."""
+    for published, port in published_ports().items():
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", published))
+            except OSError:
+                raise LabError(f"port 127.0.0.1:{published} is already taken: the lab publishes mail.lab.test's "
+                               f"port {port} there. Stop what listens on it (`ss -ltnp 'sport = {published}'` "
+                               "names it) and try again") from None
 
 
 def compose_command(name: str) -> list[str]:
@@ -160,6 +194,7 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
     if already_up("containers", down):
         return state()
     name = require_engine()
+    ports_free()
     try:
         ensure_base_image(name, on_progress)
         build_image(name, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian", on_progress)
@@ -168,10 +203,13 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
         save_state(engine=name)
         on_progress(f"containers: {', '.join(h.name for h in HOSTS)}")
         compose(name, labs, "up", "-d")
-        if not all_ports_answer(timeout=READY_TIMEOUT):
+        try:
+            closed = wait_until_listening(READY_TIMEOUT)
+        except LabError as error:
             said = compose(name, labs, "logs", check=False)
-            raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports())
-                           + "\n" + (said.stdout + said.stderr)[-3000:])
+            raise LabError(f"{error}\n" + (said.stdout + said.stderr)[-3000:]) from None
+        for port in closed:
+            on_progress(f"not listening, as its files say: {port}")
         write_status(server_versions(lambda *command: compose(name, labs, "exec", "-T", "mail", *command).stdout))
     except BaseException:
         down()
@@ -184,11 +222,11 @@ def down() -> None:
     name = state().get("engine") or engine()
     labs = Path(state().get("labs") or LABS)
     if name is not None:
-        # The notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network.
-        run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name))
+        if STUDENT is None:  # the notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network
+            run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name))
         compose(name, labs, "down", check=False)
     if is_up() or not state():
-        shutil.rmtree(LAB_FILES, ignore_errors=True)
+        remove_lab_files()
 
 
 def reload() -> None:

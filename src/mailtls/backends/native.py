@@ -12,6 +12,10 @@ runtime folder and only their paths are changed, with Postfix's own ``postconf -
 (queue, data, log) and, for Dovecot, a two-line wrapper that ``!include``\\ s the file and then
 sets ``base_dir``, ``state_dir`` and ``log_path``. ``down`` removes every process, namespace,
 link and file that ``up`` made.
+
+On a classroom host, student K's lab has its own bridge (``mtlsK-br``), namespaces
+(``mtlsK-mail``...) and files; its copies of the files also name those files where they are
+(see ``common.for_this_lab``).
 """
 
 from __future__ import annotations
@@ -30,15 +34,15 @@ from pathlib import Path
 
 from mailtls.backends import LabError
 from mailtls.backends.common import (
-    GATEWAY, LAB_FILES, NETWORK, RELOAD_SETTLE, WIRETAP, WIRETAP_MODE_FILE, address, all_ports_answer, already_up,
-    labs_in_use, prepare_lab_files, run, runtime_dir, server_versions, silent_ports, state, transcript_path, wait_for_wiretap,
-    write_status,
+    GATEWAY, NETWORK, RELOAD_SETTLE, WIRETAP, WIRETAP_MODE_FILE, address, already_up, for_this_lab, labs_in_use,
+    prepare_lab_files, remove_lab_files, run, runtime_dir, server_versions, state, transcript_path, wait_for_wiretap,
+    wait_until_listening, write_status,
 )
-from mailtls.hosts import HOSTS, LABS, Host, Service
+from mailtls.hosts import HOSTS, LABS, STUDENT, Host, Service
 from mailtls.hosts import host as find_host
 
-BRIDGE = "mtls0"
-NAMESPACE_PREFIX = "mtls-"
+BRIDGE = "mtls0" if STUDENT is None else f"mtls{STUDENT}-br"
+NAMESPACE_PREFIX = "mtls-" if STUDENT is None else f"mtls{STUDENT}-"
 READY_TIMEOUT = 60.0
 
 # Where the files under labs/ expect things, and where each host's copy finds them natively.
@@ -51,6 +55,11 @@ POSTFIX_PATHS = {
 
 def namespace(host: Host) -> str:
     return NAMESPACE_PREFIX + host.short
+
+
+def bridge_end(host: Host) -> str:
+    """The name of the bridge's end of the host's link: its namespace's, cut to Linux's 15 characters."""
+    return namespace(host)[:15]
 
 
 def preflight() -> None:
@@ -97,8 +106,8 @@ def up(labs: Path = LABS, on_progress=print) -> dict:
             start_postfix(lab_host, configs[lab_host])
         on_progress("mitm.lab.test: wiretap (pass mode)")
         start_wiretap("pass")
-        if not all_ports_answer(timeout=READY_TIMEOUT):
-            raise LabError("the lab did not answer on every port in time:\n" + "\n".join(silent_ports()))
+        for closed in wait_until_listening(READY_TIMEOUT):
+            on_progress(f"not listening, as its files say: {closed}")
         write_status(server_versions(lambda *command: run(list(command)).stdout))
     except BaseException:
         down()
@@ -123,7 +132,7 @@ def make_network() -> None:
         (etc / "hosts").write_text(hosts_file)
         # No DNS in the lab, and no query may leave it: a name server that is not there.
         (etc / "resolv.conf").write_text("# the lab has no DNS server\nnameserver 127.0.0.1\n")
-        outside = ns  # the bridge's end of the pair has the namespace's name (at most 15 characters)
+        outside = bridge_end(lab_host)
         run(["ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns])
         run(["ip", "link", "set", outside, "master", BRIDGE])
         run(["ip", "link", "set", outside, "up"])
@@ -144,7 +153,7 @@ def install_config(lab_host: Host, target: Path | None = None) -> Path:
     for name in POSTFIX_FILES:
         source = lab_host.config_dir(labs_in_use()) / name
         if source.exists():
-            shutil.copyfile(source, config / name)
+            (config / name).write_text(for_this_lab(source.read_text()))
     settings = [f"{name}={base / path}" for name, path in POSTFIX_PATHS.items()]
     settings.append(f"maillog_file_prefixes={base / 'log'}")
     # Lookup tables named with /etc/postfix/ are this host's copies (where they will run from,
@@ -206,16 +215,21 @@ def install_dovecot_config(lab_host: Host) -> Path:
     (runtime_dir(lab_host) / "log").mkdir(parents=True, exist_ok=True)
     wrapper = base / "dovecot.conf"
     source = lab_host.config_dir(labs_in_use()) / "dovecot.conf"
+    included = source
+    if for_this_lab(source.read_text()) != source.read_text():  # a student's lab: a copy with its paths
+        included = base / "lab.conf"
+        included.write_text(for_this_lab(source.read_text()))
     wrapper.write_text(
         f"# Written by the native backend: {source}, with this host's paths.\n"
-        f"!include {source}\n"
+        f"!include {included}\n"
         f"base_dir = {base / 'run'}\n"
         f"state_dir = {base / 'state'}\n"
         f"log_path = {runtime_dir(lab_host) / 'log' / 'dovecot.log'}\n"
     )
     checked = run(["doveconf", "-c", str(wrapper), "-n"], check=False)
     if checked.returncode != 0:
-        raise LabError(f"Dovecot refuses the configuration of {lab_host.name}:\n{checked.stderr.strip()}")
+        said = checked.stderr.strip().replace(str(included), str(source))  # same lines: name the file to fix
+        raise LabError(f"Dovecot refuses the configuration of {lab_host.name}:\n{said}")
     return wrapper
 
 
@@ -302,13 +316,13 @@ def down() -> None:
         if ns.startswith(NAMESPACE_PREFIX):
             # Deleting our end removes the pair at once; a namespace's own cleanup is
             # asynchronous, and a quick `lab up` would find the old link still there.
-            run(["ip", "link", "del", ns], check=False)
+            run(["ip", "link", "del", ns[:15]], check=False)
             run(["ip", "netns", "del", ns], check=False)
             shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
     if run(["ip", "link", "show", BRIDGE], check=False).returncode == 0:
         run(["ip", "link", "del", BRIDGE], check=False)
     if is_up() or not state():  # never the files of a containers lab
-        shutil.rmtree(LAB_FILES, ignore_errors=True)
+        remove_lab_files()
 
 
 def reload() -> None:
