@@ -28,7 +28,7 @@ help:
 	@echo "make benchmarks-lab  (root) measure the lab's start, stop and memory"
 	@echo "make benchmarks-notebooks  (root) time the notebooks on both backends, and in the build"
 	@echo "make benchmarks-browser  time the notebooks in JupyterLite (Chromium) and weigh the site"
-	@echo "make benchmarks-classroom  (root) 30 clients x 20 messages on one lab, on both backends"
+	@echo "make benchmarks-classroom  (root) 30 clients x 20 messages on one lab and on 10 and 30 student labs"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.

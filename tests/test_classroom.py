@@ -120,6 +120,12 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         one_status = json.loads(mailtls("lab", "status", "--json", "--student", "1").stdout)
         assert one_status["ca_file"] == str(student_files(1) / "ca.pem") and "students" not in one_status
 
+        # A notebook finds a student's lab with MAILTLS_STUDENT.
+        found = subprocess.run([sys.executable, "-c", "from mailtls.lab import connect; print(connect())"
+                                "; print(connect().address('mail.lab.test'))"], capture_output=True, text=True,
+                               env={**os.environ, "MAILTLS_STUDENT": "2"})
+        assert found.stdout.splitlines()[1:] == ["198.18.2.10"], found.stdout + found.stderr
+
         # Own CA: student 1's CA does not vouch for student 2's server.
         with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
             smtplib.SMTP_SSL(two.address("mail.lab.test"), 465, context=one.ssl_context(), timeout=30)
@@ -196,6 +202,9 @@ def test_bad_numbers_are_refused() -> None:
         done = mailtls(*args, "--backend", "native") if args[:2] == ["lab", "up"] else mailtls(*args)
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("error: " + expected), (args, done.stderr)
+    wrong = subprocess.run([sys.executable, "-m", "mailtls", "lab", "status"], capture_output=True, text=True,
+                           env={**os.environ, "MAILTLS_STUDENT": "seven"})
+    assert (wrong.returncode, wrong.stderr) == (1, "error: MAILTLS_STUDENT must be a number from 1 to 50, not 'seven'\n")
     assert not CLASSROOM_FILES.exists()
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mailtls.backends import LabError
 from mailtls.exercises import Exercise
 from mailtls.lab import Lab
 
@@ -374,6 +375,9 @@ def check(exercise: Exercise, lab: Lab) -> list[Result]:
             results.append(Result(title, True, criterion(lab)))
         except Failed as failure:
             results.append(Result(title, False, str(failure)))
+        except PermissionError:  # not the student's fault: say what to run, and record nothing
+            raise LabError(f"checking exercise {exercise.number} switches the wiretap on mitm.lab.test, which "
+                           "only root may do: run the check with sudo") from None
         except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as error:  # the server did not answer as a server
             results.append(Result(title, False, f"{type(error).__name__}: {error}"))
     return results

@@ -65,7 +65,7 @@ def lab_command(args: argparse.Namespace) -> int:
         chosen = choose_backend(args.backend)
         numbers = classroom.up(args.students, chosen, args.classroom,
                                on_progress=lambda message: print(f"  {message}", flush=True))
-        print(f"{len(numbers)} student labs are up ({chosen}); `python -m mailtls lab status` lists them.")
+        print(f"Students 1 to {numbers[-1]} have a lab up; `python -m mailtls lab status` lists them.")
     elif args.action == "up":
         backend = backends.get(choose_backend(args.backend))
         backend.up(on_progress=lambda message: print(f"  {message}", flush=True))
