@@ -148,7 +148,8 @@ def for_student(number: int, argv: list[str], args: argparse.Namespace) -> int:
     return classroom.run_as_student(number, argv).returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option; the docs' tests parse the commands the pages show with it."""
     parser = argparse.ArgumentParser(prog="python -m mailtls", description="The course's mail lab.")
     commands = parser.add_subparsers(dest="command", required=True)
     lab = commands.add_parser("lab", help="bring the lab's mail servers up or down, and look at them")
@@ -183,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     for command in (down, reload, logs, status, wiretap, check, exercise):
         command.add_argument("--student", type=int, metavar="K",
                              help="on a classroom host: student K's lab (and their copy of labs/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if getattr(args, "student", None) is not None and args.student != hosts.STUDENT:
