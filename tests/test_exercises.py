@@ -20,6 +20,7 @@ import pytest
 from course import ROOT
 from mailtls import checker, exercises
 from mailtls.backends import LabError
+from mailtls.hosts import SHIPPED_LABS
 
 NAMES = [e.name for e in exercises.EXERCISES]
 
@@ -60,9 +61,14 @@ def test_an_edit_that_does_not_apply_changes_nothing(labs: Path) -> None:
     conf = labs / "hosts" / "mail" / "dovecot.conf"
     conf.write_text(conf.read_text().replace("port = 993", "port = 1993"))  # a student's own change
     before = snapshot(labs)
-    with pytest.raises(LabError, match=r"hosts/mail/dovecot.conf does not look as expected"):
+    with pytest.raises(LabError, match=r"hosts/mail/dovecot.conf does not look as expected") as refused:
         exercises.apply(exercise, "start", labs)
     assert snapshot(labs) == before, "the first edit must not have been written"
+    # A copy of labs/ (a student's on a classroom host) is no Git checkout: compare with the original.
+    original, copy = SHIPPED_LABS / "hosts/mail/dovecot.conf", labs / "hosts/mail/dovecot.conf"
+    assert f"`diff -u {original} {copy}`" in str(refused.value)
+    shown = subprocess.run(["diff", "-u", str(original), str(copy)], capture_output=True, text=True)
+    assert any(line.startswith("+") and "port = 1993" in line for line in shown.stdout.splitlines())
 
 
 def test_the_command_line_lists_and_refuses_unknown_exercises() -> None:

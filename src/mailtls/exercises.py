@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailtls.backends import LabError
-from mailtls.hosts import LABS
+from mailtls.hosts import LABS, SHIPPED_LABS
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,17 @@ def edits_for(exercise: Exercise, which: str, labs: Path = LABS) -> list[Edit]:
     return read_edits(folder / f"{which}.toml")
 
 
+def compare_command(labs: Path, file: str) -> str:
+    """The command that shows a student's changes to one of the lab's files.
+
+    labs/ in the repository is a Git checkout; a student's copy on a classroom host is not, so
+    it is compared with the files the course ships.
+    """
+    if labs.resolve() == SHIPPED_LABS.resolve():
+        return f"git diff labs/{file}"
+    return f"diff -u {SHIPPED_LABS / file} {labs / file}"
+
+
 def apply(exercise: Exercise, which: str, labs: Path = LABS) -> list[str]:
     """Apply ``start`` or ``solution`` to the lab's files; returns the files changed.
 
@@ -100,7 +111,7 @@ def apply(exercise: Exercise, which: str, labs: Path = LABS) -> list[str]:
             state = "is not there" if found == 0 else f"is there {found} times"
             raise LabError(f"{which} of exercise {exercise.name}: {edit.file} does not look as expected "
                            f"(the text to replace {state}). Was it edited already? Compare it with the "
-                           f"original (`git diff labs/{edit.file}`) and restore it to start again.\n"
+                           f"original (`{compare_command(labs, edit.file)}`) and restore it to start again.\n"
                            f"Expected:\n{edit.old}")
         texts[edit.file] = text.replace(edit.old, edit.new)
     for name, text in texts.items():

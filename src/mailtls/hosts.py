@@ -16,7 +16,8 @@ DOMAIN = "lab.test"
 # per-student copy, or the tests' scratch copy, so that editing it never touches the original).
 # In the browser, the package carries the hosts' files itself (mailtls/_labs, made by the site build).
 _PACKAGED = Path(__file__).resolve().parent / "_labs"
-LABS = Path(os.environ.get("MAILTLS_LABS") or (_PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"))
+SHIPPED_LABS = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
+LABS = Path(os.environ.get("MAILTLS_LABS") or SHIPPED_LABS)
 
 # Where the configuration files under labs/ expect the files a lab makes at start-up: the CA,
 # the hosts' keys and certificates, the users' passwords, the mailboxes and the wiretap's
