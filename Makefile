@@ -2,7 +2,9 @@
 # the virtual environment with the Python packages of pyproject.toml and, when run as root on
 # Debian or Ubuntu, the Debian packages the tests use (tools/install-debian-packages.sh).
 
-PYTHON     ?= python3
+# Debian's own Python, the README's prerequisite (3.11.2 on Debian 12, 3.13 on Debian 13), even
+# where another python3 comes first on PATH; PYTHON=... chooses another.
+PYTHON     ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV       ?= .venv
 BUILDDIR   ?= _build
 HOST       ?= 127.0.0.1
@@ -15,7 +17,7 @@ BIN        := $(VENV)/bin
 SPHINX     := $(BIN)/sphinx-build -c .
 
 .DEFAULT_GOAL := help
-.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser benchmarks-classroom
+.PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser benchmarks-classroom fresh-machine
 
 help:
 	@echo "make serve      build both languages and serve them on http://$(HOST):$(PORT)/"
@@ -29,6 +31,7 @@ help:
 	@echo "make benchmarks-notebooks  (root) time the notebooks on both backends, and in the build"
 	@echo "make benchmarks-browser  time the notebooks in JupyterLite (Chromium) and weigh the site"
 	@echo "make benchmarks-classroom  (root) 30 clients x 20 messages on one lab and on 10 and 30 student labs"
+	@echo "make fresh-machine  (root) make serve and make debian-packages on new Debian 12 and 13 roots"
 	@echo "make clean      remove the build output"
 
 # The virtual environment, rebuilt when the dependencies change.
@@ -90,6 +93,12 @@ benchmarks-browser: debian-packages $(BIN)/.installed browser-assets
 
 benchmarks-classroom: debian-packages $(BIN)/.installed
 	$(BIN)/python benchmarks/classroom.py
+
+# New Debian 12 and 13 roots (debootstrap) with only the README's prerequisites: make serve and
+# make debian-packages there. Slow; FRESH_MACHINE="--release 13 --keep" to narrow or look inside.
+FRESH_MACHINE ?=
+fresh-machine: debian-packages $(BIN)/.installed
+	$(BIN)/python tools/fresh_machine.py $(FRESH_MACHINE)
 
 clean:
 	rm -rf $(BUILDDIR)

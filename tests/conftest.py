@@ -36,6 +36,14 @@ def require_program(name: str, hint: str) -> str:
     return path  # type: ignore[return-value]
 
 
+def require_dovecot_23(what: str) -> None:
+    """Skip (fail under CI) when this machine's Dovecot is not the 2.3 that ``what`` needs."""
+    from mailtls.backends.native import dovecot_generation_problem
+
+    problem = dovecot_generation_problem()
+    require(problem is None, f"Dovecot 2.3 for {what}: {problem}")
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
     """Both editions built once per run, warnings as errors, into a temporary folder."""
@@ -82,6 +90,7 @@ def require_backend(name: str) -> None:
     if name == "native":
         for program in ("postfix", "dovecot", "ip"):
             require_program(program, "Debian packages postfix, dovecot-core, iproute2")
+        require_dovecot_23("the native lab")
     else:
         from mailtls.backends.containers import engine
 

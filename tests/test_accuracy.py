@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import dovecot24_settings
-from conftest import require_program
+from conftest import require_dovecot_23, require_program
 from course import (
     LANGUAGES,
     built_page,
@@ -43,7 +43,9 @@ def postfix_parameters() -> frozenset[str]:
 
 @pytest.fixture(scope="session")
 def doveconf() -> str:
-    return require_program("doveconf", "Debian package dovecot-core")
+    path = require_program("doveconf", "Debian package dovecot-core")
+    require_dovecot_23("parsing the course's Dovecot 2.3 blocks")
+    return path
 
 
 def blocks_of(site: Path, page: str, language: str) -> list:

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +50,11 @@ def fetch_pyodide(version: str) -> Path:
     archive = CACHE / f"pyodide-{version}.tgz"
     staging = CACHE / "unpack"
     shutil.rmtree(staging, ignore_errors=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(staging, filter="data")
+    staging.mkdir(parents=True)
+    # GNU tar (essential on Debian) rather than tarfile: tarfile's safe `filter="data"` needs
+    # Python 3.11.4, and Debian 12 has 3.11.2. tar strips leading "/" and refuses "..".
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(staging), "--no-same-owner", "--no-same-permissions"],
+                   check=True)
     shutil.rmtree(folder, ignore_errors=True)
     (staging / "package").rename(folder)
     shutil.rmtree(staging)

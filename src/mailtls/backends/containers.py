@@ -17,7 +17,6 @@ image's own ``apt-get`` then installs Postfix and Dovecot from that same mirror.
 from __future__ import annotations
 
 import concurrent.futures
-import glob
 import hashlib
 import os
 import re
@@ -29,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mailtls import debian
 from mailtls.backends import LabError
 from mailtls.backends.common import (
     LAB_FILES, NETWORK, RELOAD_SETTLE, already_up, labs_in_use, prepare_lab_files, remove_lab_files, run,
@@ -125,22 +125,6 @@ def require_engine() -> str:
 # -- Images ---------------------------------------------------------------------------------------
 
 
-def debian_mirror(codename: str = "bookworm") -> str:
-    """The Debian mirror apt on this machine is configured with (never written into the project)."""
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for stanza in Path(path).read_text().split("\n\n"):
-            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.MULTILINE))
-            if "deb" in fields.get("Types", "").split() and codename in fields.get("Suites", "").split():
-                return fields["URIs"].split()[0]
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
-        if Path(path).exists():
-            for line in Path(path).read_text().splitlines():
-                match = re.match(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s", line)
-                if match and match[2] == codename:
-                    return match[1]
-    raise LabError(f"no Debian {codename} mirror in /etc/apt/sources.list*: the base image cannot be made")
-
-
 def ensure_base_image(name: str, on_progress) -> None:
     if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name)).returncode == 0:
         return
@@ -149,7 +133,11 @@ def ensure_base_image(name: str, on_progress) -> None:
     on_progress(f"base image {BASE_IMAGE}: debootstrap from this machine's Debian mirror")
     with tempfile.TemporaryDirectory(prefix="mailtls-base-") as scratch:
         root = Path(scratch) / "root"
-        run(["debootstrap", "--variant=minbase", "bookworm", str(root), debian_mirror()])
+        try:
+            archive = debian.mirror("archive")
+        except debian.NoDebianMirror as error:
+            raise LabError(f"{BASE_IMAGE} is missing and cannot be made: {error}") from None
+        run(["debootstrap", "--variant=minbase", "bookworm", str(root), archive])
         for trimmed in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
             for item in (root / trimmed).glob("*"):
                 if item.is_dir():

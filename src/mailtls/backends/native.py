@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -62,6 +63,26 @@ def bridge_end(host: Host) -> str:
     return namespace(host)[:15]
 
 
+def dovecot_generation_problem() -> str | None:
+    """Why this machine's Dovecot cannot run the lab's ``dovecot.conf``, or None when it can.
+
+    The lab's file is written for Dovecot 2.3 (Debian 12). Dovecot 2.4 (Debian 13) changed the
+    configuration language and refuses it: the file must begin with ``dovecot_config_version``,
+    and settings such as ``ssl_cert`` and ``disable_plaintext_auth`` were renamed
+    (https://doc.dovecot.org/2.4.0/installation/upgrade/2.3-to-2.4.html).
+    """
+    if shutil.which("dovecot") is None:
+        return "Dovecot is not installed (apt-get install dovecot-core dovecot-imapd)"
+    done = run(["dovecot", "--version"], check=False)
+    version = done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else "unknown"
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+    if numbers and numbers < (2, 4):
+        return None
+    return (f"this machine has Dovecot {version}, and the lab's dovecot.conf is written for Dovecot 2.3 "
+            "(Debian 12): Dovecot 2.4 (Debian 13) refuses its settings. Run the lab in containers instead "
+            "(--backend containers), whose image is Debian 12")
+
+
 def preflight() -> None:
     """Refuse early, with a reason, rather than half-start."""
     if sys.platform != "linux":
@@ -74,6 +95,9 @@ def preflight() -> None:
             "missing programs: " + ", ".join(missing) + ". Install Debian's packages: "
             "apt-get install postfix dovecot-core dovecot-imapd iproute2 (or run `make test` as root)"
         )
+    refusal = dovecot_generation_problem()
+    if refusal:
+        raise LabError(refusal)
     taken = run(["ip", "-o", "-4", "addr", "show"]).stdout
     if f" {GATEWAY}/" in taken and BRIDGE not in taken:
         raise LabError(f"the lab network {NETWORK} is already used on this machine: {taken.strip()}")
