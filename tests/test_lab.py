@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import require_program
+from conftest import require, require_program
 
 pytestmark = pytest.mark.lab
 
@@ -211,6 +211,8 @@ def test_message_submitted_on_465_is_fetched_on_993(lab) -> None:
 
 def test_swaks_starttls_and_tls_on_connect(lab) -> None:
     swaks = require_program("swaks", "Debian package swaks")
+    supports = subprocess.run([swaks, "--support"], capture_output=True, text=True).stdout
+    require("TLS supported" in supports, "swaks with TLS (Debian package libnet-ssleay-perl: Net::SSLeay)")
     for mode in (["--port", "587", "--tls"], ["--port", "465", "--tls-on-connect"]):
         done = subprocess.run([swaks, "--server", mail(lab), *mode, "--quit-after", "EHLO"],
                               capture_output=True, text=True, timeout=30)

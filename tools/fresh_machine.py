@@ -7,10 +7,11 @@ For each Debian release asked for (12 and 13 by default) this
    README's prerequisites from Debian's own packages (Python with venv and pip, make, git,
    Node.js with npm), plus a ``/usr/sbin/policy-rc.d`` as container and cloud images carry.
    That base root is kept as a tar archive in ``.cache/fresh-machine/`` and reused next time;
-2. unpacks it anew, clones this repository's committed HEAD into it, and runs there, as root:
+2. unpacks it anew, clones this repository's committed HEAD (or ``--commit``) into it, and runs there, as root:
    ``make serve``, until both editions answer on ``http://127.0.0.1:PORT/en/`` and ``/es/``;
    then ``make debian-packages``, which must exit 0 after checking every tool;
-3. prints how long each step took, and removes the root (``--keep`` keeps it).
+3. with ``--make-test``, runs ``make test`` there too (slow: the lab's tests included);
+4. prints how long each step took, and removes the root (``--keep`` keeps it).
 
 Each command runs in a private mount and PID namespace (``unshare``) with ``chroot``: the
 root's ``/proc``, ``/sys``, ``/dev`` and ``/run`` exist only there and vanish with it, and
@@ -238,7 +239,16 @@ def fresh_root(release: int, archive: Path, keep: bool) -> Iterator[Path]:
             remove_root(root)
 
 
-def try_release(release: int, port: int, keep: bool) -> dict[str, float]:
+def resolve_commit(revision: str) -> str:
+    """The full hash of ``revision`` in this repository; FreshMachineError if there is none."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise FreshMachineError(f"no commit {revision!r} in {ROOT}")
+    return found.stdout.strip()
+
+
+def try_release(release: int, commit: str, port: int, keep: bool, make_test: bool) -> dict[str, float]:
     """Every step for one release; the seconds each took."""
     CACHE.mkdir(parents=True, exist_ok=True)
     log = CACHE / f"debian-{release}.log"
@@ -246,13 +256,13 @@ def try_release(release: int, port: int, keep: bool) -> dict[str, float]:
     times: dict[str, float] = {}
     archive, times["base root"] = base_archive(release, log)
     with fresh_root(release, archive, keep) as root:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(root / "root/course")], check=True)
+        course = root / "root/course"
+        subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(course)], check=True)
+        subprocess.run(["git", "-C", str(course), "checkout", "--quiet", commit], check=True)
         versions = subprocess.run(
             ["chroot", str(root), "sh", "-c", "python3 --version; echo node $(node --version); echo npm $(npm --version)"],
             capture_output=True, text=True, env={"PATH": PATH}).stdout.split("\n")
-        say(f"Debian {release}: commit {commit} with {', '.join(v for v in versions if v)}")
+        say(f"Debian {release}: commit {commit[:12]} with {', '.join(v for v in versions if v)}")
         say(f"Debian {release}: make serve")
         times["make serve (both editions answer)"] = serve_until_answering(root, port, log)
         say(f"Debian {release}: make debian-packages")
@@ -260,6 +270,13 @@ def try_release(release: int, port: int, keep: bool) -> dict[str, float]:
                                                    "make debian-packages")
         checked = [line for line in log.read_text().splitlines() if line.startswith("Debian packages:")]
         say(f"Debian {release}: {checked[-1] if checked else 'no check line in ' + str(log)}")
+        if make_test:
+            say(f"Debian {release}: make test")
+            try:
+                times["make test"] = run_inside(root, "cd /root/course && make test", log, "make test")
+            finally:
+                summary = [line for line in log.read_text().splitlines() if line.startswith("=") and " in " in line]
+                say(f"Debian {release}: {summary[-1] if summary else 'make test printed no summary'}")
     return times
 
 
@@ -267,8 +284,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", type=int, action="append", choices=sorted(debian.CODENAMES),
                         help="a Debian release to try (again for more); default: all of them")
+    parser.add_argument("--commit", default="HEAD", help="the commit to clone and try (default: HEAD)")
     parser.add_argument("--port", type=int, default=8000, help="where make serve listens on 127.0.0.1")
     parser.add_argument("--keep", action="store_true", help="keep each release's root for a look inside")
+    parser.add_argument("--make-test", action="store_true",
+                        help="then run make test there too (without CI=true: missing components skip)")
     parser.add_argument("--rebuild", action="store_true", help="make the base roots anew, not from the cache")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -283,10 +303,11 @@ def main() -> int:
     results: dict[int, dict[str, float]] = {}
     try:
         port_free(args.port)
+        commit = resolve_commit(args.commit)
         for release in releases:
             if args.rebuild:
                 (CACHE / f"debian-{release}-{debian.codename(release)}.tar").unlink(missing_ok=True)
-            results[release] = try_release(release, args.port, args.keep)
+            results[release] = try_release(release, commit, args.port, args.keep, args.make_test)
     except (FreshMachineError, debian.NoDebianMirror) as error:
         print(f"fresh-machine: {error}", file=sys.stderr)
         return 1
