@@ -7,8 +7,9 @@ For each Debian release asked for (12 and 13 by default) this
    README's prerequisites from Debian's own packages (Python with venv and pip, make, git,
    Node.js with npm), plus a ``/usr/sbin/policy-rc.d`` as container and cloud images carry.
    That base root is kept as a tar archive in ``.cache/fresh-machine/`` and reused next time;
-2. unpacks it anew, clones this repository's committed HEAD (or ``--commit``) into it, and runs there, as root:
-   ``make serve``, until both editions answer on ``http://127.0.0.1:PORT/en/`` and ``/es/``;
+2. unpacks it anew, clones this repository's committed HEAD (or ``--commit``) into it, and
+   runs there, as root: ``make serve``, until both editions answer on
+   ``http://127.0.0.1:PORT/en/`` and ``/es/``;
    then ``make debian-packages``, which must exit 0 after checking every tool;
 3. with ``--make-test``, runs ``make test`` there too (slow: the lab's tests included);
 4. prints how long each step took, and removes the root (``--keep`` keeps it).
