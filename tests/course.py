@@ -173,6 +173,33 @@ def dovecot_names(block: str) -> tuple[list[str], list[str]]:
     return settings, sections
 
 
+DOVECOT_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
+
+
+def dovecot_assignments(block: str) -> list[tuple[tuple[str, ...], str, str]]:
+    """Each ``name = value`` of a ``dovecot.conf`` fragment, with the section types around it.
+
+    ``inet_listener imaps { ssl = yes }`` inside ``service imap-login { }`` gives
+    ``(("service", "inet_listener"), "ssl", "yes")``. Quotes around a value are removed.
+    """
+    found, stack = [], []
+    for line in block.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if match := DOVECOT_SECTION.match(line):
+            stack.append(match[1])
+        elif stripped == "}":
+            if stack:
+                stack.pop()
+        elif match := DOVECOT_ASSIGNMENT.match(line):
+            value = match[2]
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            found.append((tuple(stack), match[1], value))
+    return found
+
+
 # -- Notebooks -------------------------------------------------------------------------------------
 
 NOTEBOOKS = ROOT / "notebooks"

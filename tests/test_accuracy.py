@@ -2,7 +2,8 @@
 
 Postfix names are checked against the installed Postfix's ``postconf -d``; Dovecot 2.3 blocks
 are parsed by the installed Dovecot's own ``doveconf``; Dovecot 2.4 blocks, which Debian 12's
-Dovecot cannot read, against the list in ``dovecot24_settings.py``.
+Dovecot cannot read, against the lists in ``dovecot24_settings.py``: their names, and the values
+of their boolean and enumerated settings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from course import (
     LANGUAGES,
     built_page,
     code_blocks,
+    dovecot_assignments,
     dovecot_names,
     postconf_command_names,
     postfix_main_names,
@@ -120,6 +122,49 @@ def test_dovecot24_blocks_use_24_names(site, page: str) -> None:
         assert set(sections) <= dovecot24_settings.SECTIONS, f"unknown 2.4 sections: {set(sections)}"
         if "dovecot_config_version" in settings:
             assert settings[0] == "dovecot_config_version", "2.4 requires dovecot_config_version first"
+
+
+def dovecot24_wrong_values(text: str) -> list[str]:
+    """The lines of a Dovecot 2.4 fragment whose boolean or enumerated value 2.4 would refuse."""
+    wrong = []
+    for sections, name, value in dovecot_assignments(text):
+        allowed = dovecot24_settings.allowed_values(sections, name)
+        if allowed is not None and value not in allowed:
+            where = " in ".join([name, *reversed(sections)])
+            wrong.append(f"{where} = {value} (Dovecot 2.4 takes: {', '.join(sorted(allowed))})")
+    return wrong
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_dovecot24_blocks_use_24_values(site, page: str) -> None:
+    for language in LANGUAGES:
+        for block in blocks_of(site, page, language):
+            if block.language == "dovecot24":
+                wrong = dovecot24_wrong_values(block.text)
+                assert not wrong, f"{language}: values Dovecot 2.4 refuses: {wrong}\n{block.text}"
+
+
+def test_dovecot24_value_check_knows_the_rules() -> None:
+    """The value check refuses what Dovecot 2.4.1 refuses, and accepts what it accepts."""
+    assert dovecot24_wrong_values("ssl_server_prefer_ciphers = yes")  # 2.3's value: "Invalid value: yes"
+    assert dovecot24_wrong_values("auth_allow_cleartext = required")
+    assert dovecot24_wrong_values("service imap-login {\n  inet_listener imaps {\n    ssl = required\n  }\n}")
+    assert not dovecot24_wrong_values(
+        "ssl = required\nssl_server_prefer_ciphers = server\nauth_allow_cleartext = no\n"
+        "service imap-login {\n  inet_listener imaps {\n    port = 993\n    ssl = yes\n  }\n}"
+    )
+
+
+def test_dovecot24_value_check_has_values_to_check(site) -> None:
+    """Guard against a silent pass: the course's 2.4 blocks do set values the check knows."""
+    checked = {
+        name
+        for page in PAGES
+        for block in blocks_of(site, page, "en") if block.language == "dovecot24"
+        for sections, name, _ in dovecot_assignments(block.text)
+        if dovecot24_settings.allowed_values(sections, name) is not None
+    }
+    assert {"ssl", "auth_allow_cleartext", "ssl_server_prefer_ciphers"} <= checked
 
 
 def test_the_checks_have_something_to_check(site) -> None:

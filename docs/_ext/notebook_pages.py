@@ -65,7 +65,7 @@ MESSAGES = {
                         "no tienen salidas. Ejecuta el cuaderno contra tu propio laboratorio "
                         "(`make notebooks`) o vuelve a construir el sitio con un laboratorio en marcha "
                         "para verlas aquí.",
-        "simulated": "Las salidas de esta página las produjo el {date} el laboratorio simulado: los ficheros "
+        "simulated": "Las salidas de esta página las produjo el {date} el laboratorio simulado: los archivos "
                      "de configuración del curso, leídos por una simulación en Python de Postfix 3.7 y "
                      "Dovecot 2.3, con TLS real. Al construir este sitio no había ningún laboratorio real en "
                      "marcha; ejecuta el cuaderno contra uno para ver las respuestas de los servidores reales.",

@@ -46,7 +46,7 @@ EXERCISES = [
     Exercise(3, "imap", "IMAP: no plaintext login, IMAPS on 993",
              "IMAP: ningún inicio de sesión en claro, IMAPS en el 993"),
     Exercise(4, "relay-policy", "A per-destination TLS policy on the relay",
-             "Una política TLS por destino en el relé"),
+             "Una política TLS por destino en el relay"),
     Exercise(5, "striptls", "A STRIPTLS downgrade, and the client's defence",
              "Un ataque STRIPTLS y la defensa del cliente"),
     Exercise(6, "protocols", "No TLS 1.0 or 1.1 where TLS is mandatory",
