@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -32,6 +33,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_notebooks(*options: str) -> subprocess.Popen:
+    """``python -m mailtls notebooks OPTIONS``, its output on a pipe, as under a supervisor: without
+    PYTHONUNBUFFERED, which a developer's machine may set and a fresh one does not."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    return subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", *options], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_token(server: subprocess.Popen, pattern: str, seconds: float, said: list[str]) -> str:
+    """The token in the first output line that matches ``pattern``; fails after ``seconds`` without one."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([server.stdout], [], [], left)[0]:
+            break
+        line = server.stdout.readline()
+        assert line, "the notebook server stopped:\n" + "".join(said)
+        said.append(line)
+        if match := re.search(pattern, line):
+            return match[1]
+    pytest.fail(f"no line matching {pattern!r} within {seconds:.0f} s:\n" + "".join(said))
+
+
 def get(port: int, token: str, path: str) -> dict:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -40,19 +63,10 @@ def get(port: int, token: str, path: str) -> dict:
 
 def test_notebooks_open_in_jupyterlab_next_to_the_lab(lab) -> None:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    said = []
-    try:
-        deadline = time.monotonic() + 600  # the first run builds the jupyter image
-        token = None
-        while token is None and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line, "the notebook server stopped:\n" + "".join(said)
-            said.append(line)
-            if match := re.search(rf"http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)", line):
-                token = match[1]
-        assert token, "".join(said)
+    server = start_notebooks("--port", str(port))
+    said: list[str] = []
+    try:  # the first run builds the jupyter image
+        token = read_token(server, rf"http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)", 600, said)
         for language in ("en", "es"):
             opened = get(port, token, f"/api/contents/{language}/smtp.md?type=notebook")
             assert opened["type"] == "notebook"
@@ -101,17 +115,11 @@ def test_a_port_in_use_is_a_clear_error_and_starts_nothing(lab) -> None:
 def test_notebooks_on_the_simulated_lab_need_no_lab() -> None:
     """``--backend sim``: JupyterLab alone, its kernels told to simulate the lab; nothing else starts."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port), "--backend", "sim"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    said = []
+    server = start_notebooks("--port", str(port), "--backend", "sim")
+    said: list[str] = []
     try:
-        token = None
-        while token is None:
-            line = server.stdout.readline()
-            assert line, "the notebook server stopped:\n" + "".join(said)
-            said.append(line)
-            if match := re.search(rf"on the simulated lab: http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)", line):
-                token = match[1]
+        token = read_token(server, rf"on the simulated lab: http://127\.0\.0\.1:{port}/lab\?token=([0-9a-f]+)",
+                           120, said)
         assert get(port, token, "/api/contents/en/smtp.md?type=notebook")["type"] == "notebook"
         children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True,
                                   text=True).stdout.split()

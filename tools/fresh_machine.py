@@ -14,7 +14,8 @@ For each Debian release asked for (12 and 13 by default) this
 3. with ``--make-test``, runs ``make test`` there too (slow: the lab's tests included);
 4. prints how long each step took, and removes the root (``--keep`` keeps it).
 
-Each command runs in a private mount and PID namespace (``unshare``) with ``chroot``: the
+Each command runs in a private mount and PID namespace (``unshare``) whose root is the new
+root (``pivot_root``, so that Podman works there as on a machine): the
 root's ``/proc``, ``/sys``, ``/dev`` and ``/run`` exist only there and vanish with it, and
 every process started inside ends with it. The root shares this machine's network, so that
 it reaches the package registries as this machine does: it gets this machine's
@@ -31,7 +32,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -76,15 +76,18 @@ def root_environment() -> dict[str, str]:
 def inside(root: Path, command: str, log: Path, *, background: bool = False) -> subprocess.Popen:
     """Run ``command`` (a bash command line) as root in ``root``, its output appended to ``log``.
 
-    The command runs in a new mount and PID namespace: when it ends, or when the returned
-    process is sent SIGTERM, everything it started ends too and its mounts disappear.
+    The command runs in a new mount and PID namespace: when it ends, or when ``stop`` ends the
+    returned process, everything it started ends too and its mounts disappear.
     """
     script = (
         "set -e; r=$1; shift; "
+        "mount --rbind \"$r\" \"$r\"; "  # the root becomes a mount point, as on a machine
         "mount --rbind /sys \"$r/sys\"; mount --make-rslave \"$r/sys\"; "
         "mount --rbind /dev \"$r/dev\"; mount --make-rslave \"$r/dev\"; "
         "mount -t tmpfs -o mode=755 tmpfs \"$r/run\"; mkdir -p \"$r/run/lock\"; "
-        "exec chroot \"$r\" /usr/bin/env -i \"$@\" /bin/bash -c \"$COMMAND\""
+        # pivot_root, not chroot: container runtimes inside need a real root (`podman exec`).
+        "cd \"$r\"; mkdir -p .old-root; pivot_root . .old-root; umount -l /.old-root; rmdir /.old-root; cd /; "
+        "exec /usr/bin/env -i \"$@\" /bin/bash -c \"$COMMAND\""
     )
     env_pairs = [f"{k}={v}" for k, v in root_environment().items()]
     handle = log.open("ab")
@@ -215,13 +218,14 @@ def serve_until_answering(root: Path, port: int, log: Path) -> float:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """End a command started by ``inside``, and everything it started.
+
+    unshare ignores SIGTERM while it waits for its child, so it gets SIGKILL; ``--kill-child``
+    then kills the namespace's first process, and with it the kernel ends every other one.
+    """
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.kill()
+        process.wait()
 
 
 @contextlib.contextmanager

@@ -2,9 +2,10 @@
 # Install the Debian packages the tests run for real, then check that each tool can do what the
 # tests and the lab ask of it:
 #   Postfix and Dovecot (the lab runs them; `postconf -d` and `doveconf -d` check every setting
-#   the course shows), iproute2 (the native lab's namespaces), Podman and debootstrap (the lab's
-#   containers and their base image), swaks with Net::SSLeay and openssl (third-party clients
-#   that speak STARTTLS and implicit TLS), Chromium with a font (the browser tests).
+#   the course shows), iproute2 (the native lab's namespaces), Podman with its network's
+#   firewall tools and debootstrap (the lab's containers and their base image), swaks with
+#   Net::SSLeay and openssl (third-party clients that speak STARTTLS and implicit TLS), and
+#   Chromium with a font (the browser tests).
 # Only as root; otherwise it says what is missing and leaves it to the tests to skip (or, with
 # CI=true, to fail). Services are not started: the packages' own start-up is held back with
 # policy-rc.d while installing (an existing policy-rc.d is left as it is), and Postfix is
@@ -15,7 +16,9 @@ set -euo pipefail
 
 packages=(
   postfix dovecot-core dovecot-imapd dovecot-lmtpd iproute2   # the lab's native backend
-  podman netavark aardvark-dns iptables runc debootstrap      # the lab's containers backend
+  podman netavark aardvark-dns iptables nftables runc         # the lab's containers backend:
+  debootstrap                                                 #   netavark uses iptables on Debian 12,
+                                                              #   nft on 13; debootstrap: base image
   openssl swaks libnet-ssleay-perl                            # third-party clients in the tests
   chromium fonts-dejavu-core                                  # the browser tests
 )
@@ -83,7 +86,8 @@ check "Dovecot's LMTP server" dovecot-lmtpd test -x /usr/lib/dovecot/lmtp
 check "network namespaces" iproute2 ip netns list
 check "Podman" podman --prints netavark podman info --format '{{.Host.NetworkBackend}}'
 check "runc" runc runc --version
-check "iptables" iptables iptables --version
+check "iptables (netavark's firewall on Debian 12)" iptables iptables --version
+check "nft (netavark's firewall on Debian 13)" nftables nft --version
 check "debootstrap" debootstrap test -x /usr/sbin/debootstrap
 check "openssl" openssl openssl version
 check "swaks with TLS" libnet-ssleay-perl --prints "TLS supported" swaks --support

@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Each line of progress reaches whoever reads it at once, even through a pipe (a test, a
+    # supervisor, `| tee`), where Python would otherwise hold it back in a buffer.
+    sys.stdout.reconfigure(line_buffering=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
