@@ -35,7 +35,11 @@ EXPECTED = {
     "certificates": ["18 self-signed certificate", "19 self-signed certificate in certificate chain",
                      "62 Hostname mismatch, certificate is not valid for 'smtp.example.org'."],
     "imap": ["LOGINDISABLED", "PRIVACYREQUIRED", "protocol: TLSv1.3"],
-    "submission": ["530, b'5.7.0 Must issue a STARTTLS command first'", "235, b'2.7.0 Authentication successful'"],
+    "submission": ["530, b'5.7.0 Must issue a STARTTLS command first'", "235, b'2.7.0 Authentication successful'",
+                   "mitm.lab.test: TLSv1.3, verify_mode=CERT_NONE, check_hostname=False, verified certificate: {}",
+                   "selfsigned.lab.test with lab.ssl_context(): 18 self-signed certificate",
+                   "mitm.lab.test with lab.ssl_context(): 62 Hostname mismatch, certificate is not valid for "
+                   "'mitm.lab.test'."],
     "attacks": ["bytes of TLS]", "STARTTLS extension not supported by server"],
 }
 

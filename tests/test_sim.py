@@ -124,6 +124,50 @@ def test_commands_pipelined_with_starttls_are_discarded(sim_lab) -> None:
         assert tls.makefile("rb").readline() == b"250 2.0.0 Ok\r\n"  # the answer to NOOP, not to RSET
 
 
+@pytest.mark.parametrize("engine", ["ssl", "tlslite"])
+def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine: str, monkeypatch) -> None:
+    """What ``starttls()`` without a context does, with either engine, as CPython does on the real lab.
+
+    ``ssl._create_stdlib_context()`` (``CERT_NONE``, no host name check) completes the handshake
+    with the self-signed ``selfsigned.lab.test`` and with ``mitm.lab.test``, which shows
+    ``mail.lab.test``'s certificate; a context with the lab's CA refuses them with OpenSSL's
+    codes 18 and 62.
+    """
+    from mailtls.backends.common import address
+    from mailtls.hosts import host
+    from mailtls.sim import network, tls
+
+    monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
+
+    def starttls(name: str, port: int, context: ssl.SSLContext):
+        sock = network.open_connection(address(host(name)), port, timeout=10)
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"EHLO x\r\n")
+        while reader.readline()[3:4] == b"-":
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        assert reader.readline().startswith(b"220 2.0.0")
+        try:
+            return context.wrap_socket(sock, server_hostname=name)
+        except ssl.SSLError:
+            sock.close()
+            raise
+
+    lab_context = ssl.create_default_context(cafile=str(sim_lab.files / "ca.pem"))
+    refusals = []
+    for name, port in (("selfsigned.lab.test", 25), ("mitm.lab.test", 587)):
+        unverified = starttls(name, port, ssl._create_stdlib_context())
+        assert (unverified.version(), unverified.getpeercert()) == ("TLSv1.3", {})
+        assert len(unverified.getpeercert(binary_form=True)) > 0  # a certificate was shown, not checked
+        unverified.close()
+        with pytest.raises(ssl.SSLCertVerificationError) as refused:
+            starttls(name, port, lab_context)
+        refusals.append((refused.value.verify_code, refused.value.verify_message))
+    assert refusals == [(18, "self-signed certificate"),
+                        (62, "Hostname mismatch, certificate is not valid for 'mitm.lab.test'.")]
+
+
 # -- The same conversations, real and simulated ---------------------------------------------------
 
 
