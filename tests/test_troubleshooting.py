@@ -1,0 +1,267 @@
+"""The chapter "Symptoms and fixes" quotes what real programs print: here the lab makes them print it.
+
+Each symptom is provoked on the lab's real servers: Python's ``smtplib``, ``imaplib`` and ``ssl``
+against the wrong port or the wrong certificate, ``openssl s_client``, the relay's client TLS
+levels, and a few broken files (edited in the scratch copy of labs/, reloaded, then restored).
+Everything the programs print, and the hosts' logs, is collected; every line of every ``text``
+block of the chapter, in both languages, must match from its start a line collected here, with
+the conventions of ``test_docs_transcripts``: ``…`` for an elided part (a timestamp, a process
+or queue id, an address), the examples' host names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+import subprocess
+import traceback
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from course import DOCS, LANGUAGES
+from mailtls.backends import LabError
+from mailtls.backends.common import runtime_dir
+from mailtls.hosts import LAB_FILES, LEGACY, MAIL, RELAY
+from mailtls.lab import resolve_lab_names
+from test_docs_transcripts import LineSession, as_pattern
+from test_lab_relay import delivery_line, send_through_relay
+
+pytestmark = pytest.mark.lab
+
+PAGE = "troubleshooting/index.md"
+WAIT = 3  # seconds a client waits for a server that is waiting for it too
+LEAF_ONLY = LAB_FILES / "mail.lab.test.leaf-only.pem"  # the certificate without its issuer
+
+
+def printed(error: BaseException) -> str:
+    """The last line of what Python prints for an uncaught exception."""
+    return traceback.format_exception_only(error)[-1].rstrip("\n")
+
+
+def fails(lines: list[str], action: Callable[[], object]) -> BaseException:
+    """Run ``action``, which must raise; keep what Python would print for it."""
+    try:
+        action()
+    except Exception as error:  # noqa: BLE001 - any exception is the symptom under test
+        lines.append(printed(error))
+        return error
+    raise AssertionError(f"{action} did not fail")
+
+
+def s_client(lines: list[str], address: str, port: int, *options: str) -> None:
+    """What ``openssl s_client`` prints on both its outputs, for a connection closed at once."""
+    done = subprocess.run(["openssl", "s_client", "-connect", f"{address}:{port}", *options],
+                          input="", capture_output=True, text=True, timeout=30)
+    lines += (done.stdout + done.stderr).splitlines()
+
+
+@contextlib.contextmanager
+def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
+    """Replace text in the scratch copy's files (``mail/main.cf``: [(old, new)]), reload, restore."""
+    originals = {}
+    for name, replacements in changes.items():
+        path = lab.labs / "hosts" / name
+        originals[path] = text = path.read_text()
+        for old, new in replacements:
+            assert old in text, f"{name} has no {old!r}"
+            text = text.replace(old, new)
+        path.write_text(text)
+    try:
+        lab.backend.reload()
+        yield
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+        lab.backend.reload()
+
+
+def wrong_ports(lab, lines: list[str]) -> None:
+    """TLS spoken to a STARTTLS port, and clear text to an implicit-TLS port."""
+    context = lab.ssl_context()
+    fails(lines, lambda: smtplib.SMTP_SSL("mail.lab.test", 587, context=context, timeout=WAIT))
+    fails(lines, lambda: smtplib.SMTP("mail.lab.test", 465, timeout=WAIT))
+    fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 143, ssl_context=context, timeout=WAIT))
+    fails(lines, lambda: imaplib.IMAP4("mail.lab.test", 993, timeout=WAIT))
+
+
+def login_before_tls(lab, lines: list[str]) -> None:
+    """AUTH on 587 and LOGIN on 143 before STARTTLS: Python's error and the servers' own words."""
+    alice = lab.user("alice")
+    with smtplib.SMTP("mail.lab.test", 587, timeout=10) as client:
+        fails(lines, lambda: client.login(alice.login, alice.password))
+    address = lab.address("mail.lab.test")
+    session = LineSession(address, 587, lines)
+    session.read_smtp_reply()
+    for command in ("EHLO laptop.example.org", "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "QUIT"):
+        session.send(command)
+        session.read_smtp_reply()
+    session.close()
+
+    client = imaplib.IMAP4("mail.lab.test", 143, timeout=10)
+    assert "LOGINDISABLED" in client.capabilities
+    fails(lines, lambda: client.login(alice.login, alice.password))
+    client.shutdown()
+    session = LineSession(address, 143, lines)
+    session.read_imap_until("*")
+    session.send(f"a1 LOGIN {alice.login} secret")
+    session.read_imap_until("a1")
+    session.close()
+
+
+def certificates(lab, lines: list[str]) -> None:
+    """Certificates a client refuses: self-signed, from a CA it does not trust, for another name."""
+    lab_ca, system_ca = lab.ssl_context(), ssl.create_default_context()
+
+    def starttls(host: str, port: int, context: ssl.SSLContext) -> None:
+        with smtplib.SMTP(host, port, timeout=10) as client:
+            client.starttls(context=context)
+
+    fails(lines, lambda: starttls("selfsigned.lab.test", 25, lab_ca))
+    fails(lines, lambda: starttls("mail.lab.test", 587, system_ca))
+    # A name that leads to the server but is not in its certificate, and an address that is not.
+    resolve_lab_names({"imap.lab.test": lab.address("mail.lab.test")})
+    fails(lines, lambda: imaplib.IMAP4_SSL("imap.lab.test", 993, ssl_context=lab_ca, timeout=10))
+    with socket.create_connection((lab.address("mail.lab.test"), 993), timeout=10) as raw:
+        fails(lines, lambda: lab_ca.wrap_socket(raw, server_hostname="192.0.2.25"))
+    # The lab's certificates carry the hosts' addresses too: by address, the lab CA is enough.
+    with smtplib.SMTP(lab.address("mail.lab.test"), 587, timeout=10) as client:
+        assert client.starttls(context=lab_ca)[0] == 220
+
+    mail, selfsigned = lab.address("mail.lab.test"), lab.address("selfsigned.lab.test")
+    ca = str(lab.ca_file)
+    s_client(lines, selfsigned, 25, "-starttls", "smtp", "-servername", "selfsigned.lab.test", "-CAfile", ca)
+    s_client(lines, mail, 465, "-servername", "mail.lab.test")
+    s_client(lines, mail, 993, "-servername", "imap.lab.test", "-verify_hostname", "imap.lab.test", "-CAfile", ca)
+
+
+def relay_levels(lab, lines: list[str]) -> None:
+    """The relay's clients at encrypt, verify, secure and may (see labs/hosts/relay/transport)."""
+    for recipient in ("encrypt@legacy.lab.test", "verify@selfsigned.lab.test",
+                      "secure@selfsigned.lab.test", "may@selfsigned.lab.test"):
+        queue_id, _ = send_through_relay(lab, recipient)
+        delivery_line(queue_id)
+    lab.backend.postfix_command(RELAY, "postsuper", "-d", "ALL")  # nothing deferred stays behind
+
+
+def dovecot_24_name(lab, lines: list[str]) -> None:
+    """A Dovecot 2.4 setting in the lab's Dovecot 2.3 file: the reload refuses it, nothing changes."""
+    conf = lab.labs / "hosts" / "mail" / "dovecot.conf"
+    original = conf.read_text()
+    conf.write_text(original.replace("ssl_cert = <", "ssl_server_cert_file = "))
+    try:
+        with pytest.raises(LabError) as refused:
+            lab.backend.reload()
+    finally:
+        conf.write_text(original)
+    lines += str(refused.value).splitlines()
+
+
+def second_configuration(lab, lines: list[str]) -> None:
+    """Four files changed at once, on different hosts and ports:
+
+    - Dovecot sends its certificate without the issuer (code 20) and asks for TLS 1.3 at least;
+    - the ``submissions`` service loses ``smtpd_tls_wrappermode=yes``;
+    - legacy.lab.test gets ``smtpd_use_tls = yes`` from an old tutorial;
+    - the relay trusts another CA than the one that signed mail.lab.test's certificate.
+    """
+    LEAF_ONLY.write_text((LAB_FILES / "mail.lab.test.pem").read_text().split("-----END CERTIFICATE-----")[0]
+                         + "-----END CERTIFICATE-----\n")
+    changes = {
+        "mail/dovecot.conf": [("ssl_cert = </run/mailtls/mail.lab.test.pem", f"ssl_cert = <{LEAF_ONLY}"),
+                              ("ssl_min_protocol = TLSv1.2", "ssl_min_protocol = TLSv1.3")],
+        "mail/master.cf": [("  -o smtpd_tls_wrappermode=yes\n", "")],
+        "legacy/main.cf": [("smtpd_tls_security_level = none\n",
+                            "smtpd_tls_security_level = none\nsmtpd_use_tls = yes\n")],
+        "relay/main.cf": [("smtp_tls_CAfile = /run/mailtls/ca.pem", "smtp_tls_CAfile = /run/mailtls/selfsigned.lab.test.pem")],
+    }
+    with edited(lab, changes):
+        fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=ssl.create_default_context(),
+                                                 timeout=10))
+        s_client(lines, lab.address("mail.lab.test"), 993, "-servername", "mail.lab.test")
+        tls12 = lab.ssl_context()
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=tls12, timeout=10))
+
+        fails(lines, lambda: smtplib.SMTP_SSL("mail.lab.test", 465, context=lab.ssl_context(), timeout=WAIT))
+        session = LineSession(lab.address("mail.lab.test"), 465, lines)
+        greeting = session.read_smtp_reply()
+        session.send("EHLO laptop.example.org")
+        session.read_smtp_reply()
+        session.send("QUIT")
+        session.read_smtp_reply()
+        session.close()
+        assert greeting.startswith("220 ") and "250-AUTH PLAIN LOGIN" in lines  # AUTH offered in clear
+
+        done = lab.backend.postfix_command(LEGACY, "postconf", "smtpd_use_tls", "smtpd_tls_security_level")
+        lines += (done.stdout + done.stderr).splitlines()
+        session = LineSession(lab.address("legacy.lab.test"), 25, lines)
+        session.read_smtp_reply()
+        session.send("EHLO laptop.example.org")
+        ehlo = len(lines)
+        session.read_smtp_reply()
+        assert not [line for line in lines[ehlo:] if "STARTTLS" in line]  # the level, none, wins
+        session.send("QUIT")
+        session.read_smtp_reply()
+        session.close()
+
+        queue_id, _ = send_through_relay(lab, "alice+verify@lab.test")
+        assert "status=deferred" in delivery_line(queue_id)
+        lab.backend.postfix_command(RELAY, "postsuper", "-d", "ALL")
+    LEAF_ONLY.unlink()
+
+
+def missing_certificate(lab, lines: list[str]) -> None:
+    """smtpd_tls_chain_files names a file that does not exist."""
+    missing = "/run/mailtls/mail.lab.test.missing.pem"
+    with edited(lab, {"mail/main.cf": [("smtpd_tls_chain_files = /run/mailtls/mail.lab.test.chain.pem",
+                                        f"smtpd_tls_chain_files = {missing}")]}):
+        session = LineSession(lab.address("mail.lab.test"), 25, lines)
+        session.read_smtp_reply()
+        for command in ("EHLO laptop.example.org", "STARTTLS"):
+            session.send(command)
+            session.read_smtp_reply()
+        fails(lines, lambda: session.starttls(lab.ssl_context()))
+        session.close()
+        with smtplib.SMTP("mail.lab.test", 25, timeout=10) as client:
+            fails(lines, lambda: client.starttls(context=lab.ssl_context()))
+        s_client(lines, lab.address("mail.lab.test"), 25, "-starttls", "smtp", "-servername", "mail.lab.test")
+
+
+@pytest.fixture(scope="module")
+def said(lab) -> list[str]:
+    """Every line the programs printed while the lab was shown each symptom, and the hosts' logs."""
+    lines: list[str] = []
+    wrong_ports(lab, lines)
+    login_before_tls(lab, lines)
+    certificates(lab, lines)
+    relay_levels(lab, lines)
+    dovecot_24_name(lab, lines)
+    second_configuration(lab, lines)
+    missing_certificate(lab, lines)
+    for host in (MAIL, RELAY):
+        for log in sorted((runtime_dir(host) / "log").glob("*.log")):
+            lines += log.read_text(errors="replace").splitlines()
+    return lines
+
+
+def quoted_lines(language: str) -> list[str]:
+    """Every non-empty line of the page's ``text`` blocks."""
+    text = (DOCS / language / PAGE).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```text\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    return sorted({line for block in blocks for line in block.splitlines() if line.strip()})
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_quoted_lines_are_what_the_programs_printed(said: list[str], language: str) -> None:
+    quoted = quoted_lines(language)
+    assert len(quoted) > 20, f"{language}/{PAGE} quotes almost nothing"
+    unmatched = [line for line in quoted if not any(as_pattern(line).match(real) for real in said)]
+    closest = {line: difflib.get_close_matches(line, said, n=3, cutoff=0.4) for line in unmatched}
+    assert not unmatched, f"{language}/{PAGE} quotes lines no program printed (closest real lines):\n" + \
+        "\n".join(f"{line!r}\n    {closest[line]}" for line in unmatched)
