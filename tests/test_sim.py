@@ -17,6 +17,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -106,17 +107,23 @@ def test_imapd_answers_any_input(sim_lab, conversation: list[bytes], port: int) 
             break
 
 
+def greeted_and_ehlo(sock) -> BinaryIO:
+    """Read a simulated SMTP server's greeting, send EHLO and read its whole reply; the reader."""
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"EHLO x\r\n")
+    while reader.readline()[3:4] == b"-":
+        pass
+    return reader
+
+
 def test_commands_pipelined_with_starttls_are_discarded(sim_lab) -> None:
     """CVE-2011-0411: what the client sent in clear after STARTTLS must not run inside TLS."""
     from mailtls.sim import network
 
     context = ssl.create_default_context(cafile=sim_lab.files / "ca.pem")
     with network.open_connection("198.18.0.10", 587, timeout=10) as sock:
-        reader = sock.makefile("rb")
-        reader.readline()
-        sock.sendall(b"EHLO x\r\n")
-        while reader.readline()[3:4] == b"-":
-            pass
+        reader = greeted_and_ehlo(sock)
         sock.sendall(b"STARTTLS\r\nRSET\r\n")  # RSET rides along in clear
         assert reader.readline().startswith(b"220 2.0.0")
         tls = context.wrap_socket(sock, server_hostname="mail.lab.test")
@@ -141,11 +148,7 @@ def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine
 
     def starttls(name: str, port: int, context: ssl.SSLContext):
         sock = network.open_connection(address(host(name)), port, timeout=10)
-        reader = sock.makefile("rb")
-        reader.readline()
-        sock.sendall(b"EHLO x\r\n")
-        while reader.readline()[3:4] == b"-":
-            pass
+        reader = greeted_and_ehlo(sock)
         sock.sendall(b"STARTTLS\r\n")
         assert reader.readline().startswith(b"220 2.0.0")
         try:
