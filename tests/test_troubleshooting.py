@@ -81,12 +81,29 @@ def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
         lab.backend.reload()
 
 
+def client_hello_until_closed(address: str, port: int) -> None:
+    """Send a TLS ClientHello to a clear-text port and wait until the server hangs up.
+
+    ``IMAP4_SSL`` on 143 hangs up as soon as it reads the greeting, so Dovecot logs either
+    "Too many invalid commands" or "Connection closed", whichever comes first; a client that
+    waits makes Dovecot read the whole ClientHello, every time.
+    """
+    hello = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        hello.do_handshake()
+    with socket.create_connection((address, port), timeout=10) as connection:
+        connection.sendall(outgoing.read())
+        while connection.recv(4096):
+            pass
+
+
 def wrong_ports(lab, lines: list[str]) -> None:
     """TLS spoken to a STARTTLS port, and clear text to an implicit-TLS port."""
     context = lab.ssl_context()
     fails(lines, lambda: smtplib.SMTP_SSL("mail.lab.test", 587, context=context, timeout=WAIT))
     fails(lines, lambda: smtplib.SMTP("mail.lab.test", 465, timeout=WAIT))
     fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 143, ssl_context=context, timeout=WAIT))
+    client_hello_until_closed(lab.address("mail.lab.test"), 143)
     fails(lines, lambda: imaplib.IMAP4("mail.lab.test", 993, timeout=WAIT))
 
 
