@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailtls.errors import UnknownHost
+
 DOMAIN = "lab.test"
 # The lab's files: labs/ in this repository, or a copy named by MAILTLS_LABS (a teacher's
 # per-student copy, or the tests' scratch copy, so that editing it never touches the original).
@@ -103,4 +105,4 @@ def host(short_or_name: str) -> Host:
         if short_or_name in (candidate.short, candidate.name):
             return candidate
     names = ", ".join(h.name for h in HOSTS)
-    raise KeyError(f"no lab host {short_or_name!r}; the hosts are {names}")
+    raise UnknownHost(f"no lab host {short_or_name!r}; the hosts are {names}")

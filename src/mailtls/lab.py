@@ -28,14 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailtls.errors import NoLabUp as LabNotRunning  # the notebooks' name for it
+from mailtls.errors import UnknownHost
 from mailtls.hosts import LAB_FILES
 from mailtls.wiretap import Mode, read_transcript
 
 STATUS_FILE = LAB_FILES / "status.json"
-
-
-class LabNotRunning(RuntimeError):
-    """No lab is up on this machine."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ class Lab:
         for endpoint in self.services:
             if endpoint.host == host and endpoint.service == service:
                 return endpoint
-        raise KeyError(f"{host} offers no {service!r} in this lab")
+        raise UnknownHost(f"{host} offers no {service!r} in this lab")
 
     def address(self, host: str) -> str:
         return next(e.address for e in self.services if e.host == host)

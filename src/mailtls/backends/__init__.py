@@ -15,8 +15,7 @@ from types import ModuleType
 NAMES = ("containers", "native")
 
 
-class LabError(RuntimeError):
-    """Something the person running the lab must fix; the message says what and how."""
+from mailtls.errors import LabError  # noqa: F401  (re-exported: where the backends' callers find it)
 
 
 def get(name: str) -> ModuleType:

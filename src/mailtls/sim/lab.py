@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mailtls import wiretap
-from mailtls.backends.common import address  # the same addresses as the real lab's
+from mailtls.config import LabConfig
 from mailtls.hosts import HOSTS, LABS, MAIL, Host
 from mailtls.provision import provision
 from mailtls.sim import network
@@ -29,6 +29,9 @@ from mailtls.sim import x509
 from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
+
+# The simulated lab is the single lab of a machine, at the real lab's addresses.
+address = LabConfig().address
 
 VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")

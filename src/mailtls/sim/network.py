@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from mailtls.backends.common import GATEWAY  # clients on the machine connect from here, as natively
+from mailtls.config import LabConfig
 from mailtls.sim.smtpd import Reply
 
 BUFFER_LIMIT = 1 << 20
@@ -178,7 +178,7 @@ class VirtualSocket(SocketLike):
                 self.connection.handler.hung_up()
 
 
-def open_connection(address: str, port: int, client_address: str = str(GATEWAY),
+def open_connection(address: str, port: int, client_address: str = LabConfig().gateway,
                     timeout: float | None = None) -> VirtualSocket:
     """A connected socket to a simulated server, or ConnectionRefusedError as a real host gives."""
     accept = _listeners.get((address, port))
