@@ -110,15 +110,16 @@ def mailtls(*args: str) -> None:
 
 def one_lab(backend_name: str) -> None:
     from mailtls import backends
+    from mailtls.config import LabConfig
     from mailtls.lab import connect
 
-    backend = backends.get(backend_name)
     with tempfile.TemporaryDirectory() as scratch:
         labs = Path(scratch) / "labs"
         shutil.copytree(ROOT / "labs", labs, ignore=shutil.ignore_patterns("wheels"))
+        backend = backends.get(backend_name, LabConfig(labs=labs))
         free_before = mem_available()
         began = time.perf_counter()
-        backend.up(labs=labs, on_progress=lambda message: None)
+        backend.up(on_progress=lambda message: None)
         up_time = time.perf_counter() - began
         try:
             said = load([connect()], fetchers=8)
@@ -132,7 +133,7 @@ def one_lab(backend_name: str) -> None:
 
 
 def classroom(backend_name: str, students: int) -> None:
-    from mailtls.hosts import student_files
+    from mailtls.config import student_runtime
     from mailtls.lab import connect
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -141,7 +142,7 @@ def classroom(backend_name: str, students: int) -> None:
         mailtls("lab", "up", "--students", str(students), "--backend", backend_name, "--classroom", scratch)
         up_time = time.perf_counter() - began
         try:
-            labs = [connect(status_file=student_files(k) / "status.json") for k in range(1, students + 1)]
+            labs = [connect(student_runtime(k)) for k in range(1, students + 1)]
             said = load(labs, fetchers=CLIENTS)
             used = free_before - mem_available()
         finally:

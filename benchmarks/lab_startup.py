@@ -20,9 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from mailtls import runtime
 from mailtls.backends import containers, native
-from mailtls.backends.common import LAB_FILES, run, state
-from mailtls.hosts import MAIL
+from mailtls.config import LabConfig
+from mailtls.hosts import MAIL, SHIPPED_LABS
+from mailtls.process import run
+
+SINGLE = LabConfig()
+LAB_FILES = SINGLE.runtime
 
 ROUNDS = 3
 
@@ -82,7 +87,7 @@ def bare_start() -> float:
         config = scratch / "postfix"
         config.mkdir()
         for name in ("main.cf", "master.cf"):
-            shutil.copy(MAIL.config_dir() / name, config / name)
+            shutil.copy(MAIL.config_dir(SHIPPED_LABS) / name, config / name)
         for folder in ("spool", "data", "log"):
             (scratch / folder).mkdir()
         shutil.chown(scratch / "data", "postfix", "postfix")
@@ -91,7 +96,7 @@ def bare_start() -> float:
                     f"maillog_file_prefixes={scratch / 'log'}"])
         wrapper = scratch / "dovecot.conf"
         (scratch / "dovecot").mkdir()
-        wrapper.write_text(f"!include {MAIL.config_dir() / 'dovecot.conf'}\nbase_dir = {scratch / 'dovecot'}\n"
+        wrapper.write_text(f"!include {MAIL.config_dir(SHIPPED_LABS) / 'dovecot.conf'}\nbase_dir = {scratch / 'dovecot'}\n"
                            f"state_dir = {scratch / 'dovecot'}\nlog_path = {scratch / 'log' / 'dovecot.log'}\n")
         start = time.perf_counter()
         run(["postfix", "-c", str(config), "start"], netns=ns)
@@ -129,15 +134,16 @@ def remove_container_images() -> None:
 
 def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
-    if state():
+    if runtime.state(SINGLE):
         raise SystemExit("a lab is up: stop it first (python -m mailtls lab down)")
     if containers.engine() is not None:
         remove_container_images()
-        cold = timed(lambda: containers.up(on_progress=lambda m: None))
-        containers.down()
+        lab = containers.ContainersBackend(SINGLE)
+        cold = timed(lambda: lab.up(on_progress=lambda m: None))
+        lab.down()
         print(f"containers lab up, cold (debootstrap the base image, build the lab image): {cold:.1f} s")
-        measure_backend(containers, "containers (warm)")
-    measure_backend(native, "native")
+        measure_backend(lab, "containers (warm)")
+    measure_backend(native.NativeBackend(SINGLE), "native")
     bare = [bare_start() for _ in range(ROUNDS)]
     print(f"bare Postfix + Dovecot start (mail.lab.test's files, one namespace): {', '.join(f'{t:.1f}' for t in bare)} s")
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import jupytext
 import nbclient
 
+from mailtls import runtime
 from mailtls.backends import containers, native
-from mailtls.backends.common import state
+from mailtls.config import LabConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,11 +49,12 @@ def build_english(notebooks: str, scratch: Path) -> None:
 
 
 def main() -> int:
-    if state():
+    if runtime.state(LabConfig()):
         print("a lab is already up: `python -m mailtls lab down` first", file=sys.stderr)
         return 1
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    for name, backend in (("native", native), ("containers", containers)):
+    for name, backend in (("native", native.NativeBackend(LabConfig())),
+                          ("containers", containers.ContainersBackend(LabConfig()))):
         up = timed(lambda: backend.up(on_progress=lambda message: None))
         try:
             print(f"\n{name}: lab up {up:.1f} s")

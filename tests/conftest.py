@@ -63,19 +63,19 @@ def site(built: BuiltSite) -> Path:
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A lab on each backend in turn, up for all the tests that use it, started from a scratch
     copy of labs/ that tests may edit."""
-    from mailtls import backends
-    from mailtls.backends.common import state
+    from mailtls import backends, runtime
+    from mailtls.config import LabConfig
     from mailtls.lab import connect
 
     require_backend(request.param)
-    if state():
+    if runtime.state(LabConfig()):
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
-    backend = backends.get(request.param)
     labs = tmp_path_factory.mktemp(f"labs-{request.param}")
     shutil.copytree(Path(__file__).resolve().parent.parent / "labs", labs, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("wheels"))  # the jupyter image's wheelhouse, if made
+    backend = backends.get(request.param, LabConfig(labs=labs))
     try:
-        backend.up(labs=labs, on_progress=lambda message: None)
+        backend.up(on_progress=lambda message: None)
         yield LabUnderTest(connect(), labs, request.param, backend)
     finally:
         backend.down()
@@ -103,13 +103,14 @@ def assert_nothing_left(backend: str) -> None:
     import sys
 
     from mailtls.backends import native
-    from mailtls.hosts import LAB_FILES
+    from mailtls.config import LabConfig
 
-    assert not LAB_FILES.exists()
+    single = LabConfig()
+    assert not single.runtime.exists()
     if backend == "native":
-        assert not [n for n in native.namespaces() if n.startswith(native.NAMESPACE_PREFIX)]
-        assert subprocess.run(["ip", "link", "show", native.BRIDGE], capture_output=True).returncode != 0
-        assert not list(Path("/etc/netns").glob(native.NAMESPACE_PREFIX + "*"))
+        assert not [n for n in native.namespaces() if n.startswith(single.namespace_prefix)]
+        assert subprocess.run(["ip", "link", "show", single.bridge], capture_output=True).returncode != 0
+        assert not list(Path("/etc/netns").glob(single.namespace_prefix + "*"))
         # Every lab process ran in a lab namespace: none may be left in another network namespace.
         own = os.readlink("/proc/self/ns/net")
         leftovers = []

@@ -26,7 +26,8 @@ import pytest
 
 from conftest import require_backend
 from mailtls.classroom import students_up
-from mailtls.hosts import CLASSROOM_FILES, student_files
+from mailtls.config import CLASSROOM_RUNTIME as CLASSROOM_FILES
+from mailtls.config import student_runtime as student_files
 from mailtls.lab import Lab, connect
 
 
@@ -36,7 +37,7 @@ def mailtls(*args: str) -> subprocess.CompletedProcess:
 
 
 def student_lab(number: int) -> Lab:
-    return connect(status_file=student_files(number) / "status.json")
+    return connect(student_files(number))
 
 
 def send(lab: Lab, subject: str) -> None:

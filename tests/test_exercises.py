@@ -19,7 +19,7 @@ import pytest
 
 from course import ROOT
 from mailtls import checker, exercises
-from mailtls.backends import LabError
+from mailtls.errors import LabError
 from mailtls.hosts import SHIPPED_LABS
 
 NAMES = [e.name for e in exercises.EXERCISES]

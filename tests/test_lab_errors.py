@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mailtls.backends import LabError
+from mailtls.errors import LabError
 
 pytestmark = pytest.mark.lab
 

@@ -30,15 +30,10 @@ def kill_dovecot(lab) -> None:
     session's imap process serving its client).
     """
     if lab.backend_name == "native":
-        from mailtls.backends.common import runtime_dir
-
-        pid = int((runtime_dir(MAIL) / "dovecot" / "run" / "master.pid").read_text().split()[0])
+        pid = int((lab.backend.config.host_runtime(MAIL) / "dovecot" / "run" / "master.pid").read_text().split()[0])
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     else:
-        from mailtls.backends.common import labs_in_use, state
-        from mailtls.backends.containers import compose
-
-        compose(state()["engine"], labs_in_use(), "exec", "-T", MAIL.short, "python3", "-c",
+        lab.backend.compose("exec", "-T", MAIL.short, "python3", "-c",
                 "import os, signal; os.killpg(int(open('/run/dovecot/master.pid').read()), signal.SIGKILL)")
 
 
@@ -48,10 +43,7 @@ def restart_postfix(lab) -> None:
         lab.backend.postfix_command(MAIL, "postfix", "stop")
         lab.backend.postfix_command(MAIL, "postfix", "start")
     else:
-        from mailtls.backends.common import labs_in_use, state
-        from mailtls.backends.containers import compose
-
-        compose(state()["engine"], labs_in_use(), "restart", MAIL.short)
+        lab.backend.compose("restart", MAIL.short)
     # Postfix must be up again before anything else is asked of it (the reload below included).
     wait_for(lambda: smtp_answers(lab), "Postfix on mail.lab.test to answer again")
 

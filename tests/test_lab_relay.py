@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from mailtls.hosts import LAB_FILES, RELAY
+from mailtls.config import LabConfig
+from mailtls.hosts import RELAY
 
 pytestmark = pytest.mark.lab
 
+LAB_FILES = LabConfig().runtime  # the single lab's generated files
 RELAY_LOG = LAB_FILES / "hosts" / "relay.lab.test" / "log" / "postfix.log"
 
 

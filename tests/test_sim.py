@@ -140,14 +140,14 @@ def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine
     ``mail.lab.test``'s certificate; a context with the lab's CA refuses them with OpenSSL's
     codes 18 and 62.
     """
-    from mailtls.backends.common import address
+    from mailtls.config import LabConfig
     from mailtls.hosts import host
     from mailtls.sim import network, tls
 
     monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
 
     def starttls(name: str, port: int, context: ssl.SSLContext):
-        sock = network.open_connection(address(host(name)), port, timeout=10)
+        sock = network.open_connection(LabConfig().address(host(name)), port, timeout=10)
         reader = greeted_and_ehlo(sock)
         sock.sendall(b"STARTTLS\r\n")
         assert reader.readline().startswith(b"220 2.0.0")

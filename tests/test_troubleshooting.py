@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from course import DOCS, LANGUAGES
-from mailtls.backends import LabError
-from mailtls.backends.common import runtime_dir
-from mailtls.hosts import LAB_FILES, LEGACY, MAIL, RELAY
+from mailtls.config import LabConfig
+from mailtls.errors import LabError
+from mailtls.hosts import LEGACY, MAIL, RELAY
 from mailtls.lab import resolve_lab_names
 from test_docs_transcripts import LineSession, as_pattern
 from test_lab_relay import delivery_line, send_through_relay
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.lab
 
 PAGE = "troubleshooting/index.md"
 WAIT = 3  # seconds a client waits for a server that is waiting for it too
+LAB_FILES = LabConfig().runtime  # the single lab's generated files
 LEAF_ONLY = LAB_FILES / "mail.lab.test.leaf-only.pem"  # the certificate without its issuer
 
 
@@ -262,7 +263,7 @@ def said(lab) -> list[str]:
     second_configuration(lab, lines)
     missing_certificate(lab, lines)
     for host in (MAIL, RELAY):
-        for log in sorted((runtime_dir(host) / "log").glob("*.log")):
+        for log in sorted((LabConfig().host_runtime(host) / "log").glob("*.log")):
             lines += log.read_text(errors="replace").splitlines()
     return lines
 

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from mailtls.backends.common import set_wiretap_mode, transcript_path
+from mailtls.config import LabConfig
+from mailtls.runtime import set_wiretap_mode, transcript_path
 from mailtls.wiretap import Route, refusal, starttls_command, starttls_verdict, strip_imap_line, strip_smtp_reply
 
 # -- The rewriting rules, on the texts the lab's servers send ---------------------------------------
@@ -66,11 +67,11 @@ def wiretap(lab):
     """Yields a function that sets the wiretap's mode; the transcript starts empty each time."""
 
     def set_mode(mode: str) -> None:
-        set_wiretap_mode(mode)
-        transcript_path().unlink(missing_ok=True)
+        set_wiretap_mode(LabConfig(), mode)
+        transcript_path(LabConfig().runtime).unlink(missing_ok=True)
 
     yield set_mode
-    set_wiretap_mode("pass")
+    set_wiretap_mode(LabConfig(), "pass")
 
 
 def client_context(lab):

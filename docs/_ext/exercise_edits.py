@@ -13,7 +13,7 @@ from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
 from mailtls import exercises
-from mailtls.hosts import LABS
+from mailtls.hosts import SHIPPED_LABS
 
 
 def as_diff(old: str, new: str) -> str:
@@ -33,7 +33,7 @@ class ExerciseEdits(SphinxDirective):
         except Exception as error:  # an unknown name: the lab tooling's message says which exist
             raise self.error(str(error)) from None
         for source in ("start.toml", "solution.toml"):
-            self.env.note_dependency(str(exercise.folder(LABS) / source))
+            self.env.note_dependency(str(exercise.folder(SHIPPED_LABS) / source))
         result: list[nodes.Node] = []
         for edit in exercises.edits_for(exercise, which):
             paragraph = nodes.paragraph()

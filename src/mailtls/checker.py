@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mailtls.backends import LabError
+from mailtls.errors import LabError
 from mailtls.exercises import Exercise
 from mailtls.lab import Lab
 

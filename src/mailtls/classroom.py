@@ -1,10 +1,8 @@
 """A whole class on one machine: one lab per student (``lab up --students N``, ``--student K``).
 
-Every path, address and name of a lab follows from one number, ``MAILTLS_STUDENT`` (see
-``mailtls.hosts``), fixed when a process starts. So the classroom commands run the ordinary lab
-commands once per student, each in a process of its own with that student's number and that
-student's copy of ``labs/``. Nothing here starts a server itself: a student's lab is exactly the
-single lab, on its own network (198.18.K.0/24), with its own CA, users and mailboxes.
+Every path, address and name of a lab follows from the student's number (``LabConfig``): a
+student's lab is exactly the single lab, on its own network (198.18.K.0/24), with its own CA,
+users and mailboxes, run by the same backend code. Nothing here starts a server itself.
 
 Each student edits a copy of ``labs/`` (``classroom/student-K/`` by default). ``lab up`` makes
 the copies that do not exist yet and never overwrites one, so a student's work survives a
@@ -14,18 +12,16 @@ the copies that do not exist yet and never overwrites one, so a student's work s
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailtls.backends import LabError
-from mailtls.backends.common import status
-from mailtls.hosts import CLASSROOM_FILES, LABS, MAX_STUDENTS, STUDENT, student_files
+from mailtls import backends, runtime
+from mailtls.config import CLASSROOM_RUNTIME, MAX_STUDENTS, LabConfig, check_student, student_runtime
+from mailtls.errors import LabError
+from mailtls.hosts import MAIL, SHIPPED_LABS
+from mailtls.status import LabState, LabStatus
 
 DEFAULT_COPIES = Path("classroom")  # under the folder the teacher runs the command from
 
@@ -33,43 +29,32 @@ DEFAULT_COPIES = Path("classroom")  # under the folder the teacher runs the comm
 def students_up() -> list[int]:
     """The students whose lab is up on this machine, in order."""
     numbers = []
-    for state_file in CLASSROOM_FILES.glob("student-*/lab.json"):
+    for state_file in CLASSROOM_RUNTIME.glob("student-*/lab.json"):
         number = state_file.parent.name.removeprefix("student-")
         if number.isdigit():
             numbers.append(int(number))
     return sorted(numbers)
 
 
-def student_state(number: int) -> dict:
-    try:
-        return json.loads((student_files(number) / "lab.json").read_text())
-    except FileNotFoundError:
-        return {}
+def student_state(number: int) -> LabState | None:
+    """Student ``number``'s lab's note of itself; None when their lab is not up."""
+    return LabState.read(student_runtime(number))
 
 
-def check_number(number: int) -> None:
-    if not 1 <= number <= MAX_STUDENTS:
-        raise LabError(f"students are numbered 1 to {MAX_STUDENTS}, not {number}")
+def student_config(number: int, labs: Path | None = None) -> LabConfig:
+    """Student ``number``'s lab: with ``labs``, or the copy their running lab was started from.
 
-
-def run_as_student(number: int, argv: list[str], labs: Path | None = None,
-                   capture: bool = False) -> subprocess.CompletedProcess:
-    """Run ``python -m mailtls ARGV`` on student ``number``'s lab (and, by default, their labs/ copy).
-
-    ``labs`` defaults to the copy the student's running lab was started from.
+    A student without a running lab and without ``labs`` gets the shipped files (never another
+    student's). Raises LabError for a number out of range.
     """
-    check_number(number)
-    env = {**os.environ, "MAILTLS_STUDENT": str(number)}
-    labs = labs or (Path(student_state(number)["labs"]) if student_state(number) else None)
-    if labs is not None:
-        env["MAILTLS_LABS"] = str(labs)
-    else:
-        env.pop("MAILTLS_LABS", None)  # never another lab's files
-    return subprocess.run([sys.executable, "-m", "mailtls", *argv], env=env, text=True,
-                          capture_output=capture, stdin=subprocess.DEVNULL)
+    check_student(number)
+    state = student_state(number)
+    if labs is None:
+        labs = Path(state.labs) if state else SHIPPED_LABS
+    return LabConfig(student=number, labs=labs)
 
 
-def make_copy(copy: Path) -> bool:
+def make_copy(copy: Path, source: Path = SHIPPED_LABS) -> bool:
     """Give a student their own copy of labs/; an existing copy is theirs and is kept. True if made."""
     if copy.exists():
         if not (copy / "hosts").is_dir() or not (copy / "compose.yaml").is_file():
@@ -77,19 +62,18 @@ def make_copy(copy: Path) -> bool:
                            "move it away or choose another folder with --classroom")
         return False
     copy.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(LABS, copy, ignore=shutil.ignore_patterns("wheels", "__pycache__"))
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("wheels", "__pycache__"))
     return True
 
 
 def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4,
-       on_progress: Callable[[str], None] = print) -> list[int]:
+       on_progress: Callable[[str], None] = print, source: Path = SHIPPED_LABS) -> list[int]:
     """Bring up the labs of students 1 to ``count``; if one fails, take down those this call started.
 
-    The first lab comes up alone (it may build the container image); the others then start
-    ``workers`` at a time. Labs already up are left as they are.
+    Each student's copy of ``source`` (labs/) is ``copies/student-K``. The first lab comes up
+    alone (it may build the container image); the others then start ``workers`` at a time. Labs
+    already up are left as they are. Raises LabError naming each student whose lab failed.
     """
-    if STUDENT is not None:
-        raise LabError("`lab up --students` runs on the classroom host itself, without MAILTLS_STUDENT")
     if not 1 <= count <= MAX_STUDENTS:
         raise LabError(f"--students must be from 1 to {MAX_STUDENTS}, not {count}")
     copies = copies.resolve()
@@ -97,7 +81,7 @@ def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4
     already = set(students_up())
     for number in numbers:
         copy = copies / f"student-{number}"
-        if number not in already and not make_copy(copy):
+        if number not in already and not make_copy(copy, source):
             on_progress(f"student {number}: keeping their files in {copy}")
 
     started: list[int] = []
@@ -105,20 +89,25 @@ def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4
 
     def bring_up(number: int) -> None:
         if number in already:
-            on_progress(f"student {number}: already up ({student_state(number).get('backend')})")
+            state = student_state(number)
+            on_progress(f"student {number}: already up ({state.backend if state else None})")
             return
         began = time.monotonic()
-        done = run_as_student(number, ["lab", "up", "--backend", backend], copies / f"student-{number}", capture=True)
-        if done.returncode == 0:
-            started.append(number)
-            for line in done.stdout.splitlines():
-                if "not listening" in line:  # the student's files close a port: say so, it is on purpose
-                    on_progress(f"student {number}: {line.strip()}")
-            mail = next(s for s in status(student_files(number))["services"] if s["host"].startswith("mail."))
-            on_progress(f"student {number}: up in {time.monotonic() - began:.1f} s, mail.lab.test at "
-                        f"{mail['address']}, files in {copies / f'student-{number}'}")
-        else:
-            failures[number] = (done.stderr or done.stdout).strip().removeprefix("error: ")
+        config = LabConfig(student=number, labs=copies / f"student-{number}")
+
+        def progress(message: str) -> None:
+            if "not listening" in message:  # the student's files close a port: say so, it is on purpose
+                on_progress(f"student {number}: {message.strip()}")
+
+        try:
+            status = backends.get(backend, config).up(on_progress=progress)
+        except LabError as error:
+            failures[number] = str(error)
+            return
+        started.append(number)
+        mail = next(e for e in status.services if e.host == MAIL.name)
+        on_progress(f"student {number}: up in {time.monotonic() - began:.1f} s, mail.lab.test at "
+                    f"{mail.address}, files in {config.labs}")
 
     bring_up(numbers[0])
     if not failures and len(numbers) > 1:
@@ -139,9 +128,13 @@ def down(numbers: list[int] | None = None, workers: int = 4) -> None:
     problems = []
 
     def take_down(number: int) -> None:
-        done = run_as_student(number, ["lab", "down"], capture=True)
-        if done.returncode != 0:
-            problems.append(f"student {number}: {(done.stderr or done.stdout).strip()}")
+        config = student_config(number)
+        backend = backends.running(config)
+        try:
+            if backend is not None:
+                backend.down()
+        except LabError as error:
+            problems.append(f"student {number}: {error}")
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         list(pool.map(take_down, numbers))
@@ -149,11 +142,17 @@ def down(numbers: list[int] | None = None, workers: int = 4) -> None:
         raise LabError("some labs did not go down cleanly:\n" + "\n".join(problems))
 
 
-def statuses() -> list[dict]:
-    """What ``lab status --json`` says of each student's lab: its description, number and labs/ copy."""
+def statuses() -> list[tuple[int, str | None, LabStatus]]:
+    """Each student's lab that is up: its number, its labs/ copy and its description."""
     described = []
     for number in students_up():
-        status_of_lab = status(student_files(number))
-        if status_of_lab.get("up"):  # else still coming up, or failed and going down
-            described.append({"student": number, "labs": student_state(number).get("labs"), **status_of_lab})
+        status = LabStatus.read(student_runtime(number))
+        if status is not None:  # else still coming up, or failed and going down
+            state = student_state(number)
+            described.append((number, state.labs if state else None, status))
     return described
+
+
+def no_lab_up(number: int) -> LabError:
+    """The error for a command on student ``number``'s lab when it is not up."""
+    return runtime.no_lab_up(LabConfig(student=number))

@@ -1,7 +1,8 @@
 """``python -m mailtls lab up|down|reload|logs|status|wiretap``, ``notebooks``, ``check`` and ``exercise``.
 
-On a classroom host, ``--student K`` runs a command on student K's lab: the command runs again
-in a process of its own with ``MAILTLS_STUDENT=K`` (see ``mailtls.classroom``).
+``main`` builds the lab's configuration once (``LabConfig``: from ``--student K``, or from the
+environment a classroom host gives a student's process) and passes it to every command. Every
+error a user can cause is a ``LabError``, printed on one line by ``main``.
 """
 
 from __future__ import annotations
@@ -12,95 +13,90 @@ import os
 import sys
 from pathlib import Path
 
-from mailtls import backends, classroom, hosts
-from mailtls.backends import LabError, common
+from mailtls import backends, classroom, runtime
+from mailtls.config import MAX_STUDENTS, LabConfig
+from mailtls.errors import LabError
+from mailtls.status import LabStatus
 
 
-def choose_backend(requested: str | None) -> str:
-    """The backend asked for; else containers when an engine answers; else native as root on Linux."""
-    if requested:
-        return requested
-    from mailtls.backends.containers import engine
-
-    if engine() is not None:
-        return "containers"
-    if sys.platform == "linux" and os.geteuid() == 0:
-        return "native"
-    raise LabError(
-        "no way to run the lab here: install Podman or Docker (containers backend), or run as root "
-        "on Linux with Debian's postfix and dovecot packages (native backend)"
-    )
+def print_status(described: LabStatus) -> None:
+    print(f"backend: {described.backend}   CA: {described.ca_file}")
+    for s in described.services:
+        print(f"  {s.host:<22} {s.service:<12} {s.address}:{s.port:<5} TLS: {s.tls}")
+    print("users: " + ", ".join(f"{u.login} / {u.password}" for u in described.users))
+    print(f"wiretap: {described.wiretap.mode} (transcript: {described.wiretap.transcript})")
 
 
-NOT_UP = ("no lab is up: start one with `python -m mailtls lab up`" if hosts.STUDENT is None else
-          f"student {hosts.STUDENT} has no lab up: start the class's labs with `python -m mailtls lab up --students N`")
-
-
-def running_backend():
-    backend = backends.running()
-    if backend is None:
-        raise LabError(NOT_UP)
-    return backend
-
-
-def print_status(described: dict) -> None:
-    print(f"backend: {described['backend']}   CA: {described['ca_file']}")
-    for s in described["services"]:
-        print(f"  {s['host']:<22} {s['service']:<12} {s['address']}:{s['port']:<5} TLS: {s['tls']}")
-    print("users: " + ", ".join(f"{u['login']} / {u['password']}" for u in described["users"]))
-    print(f"wiretap: {described['wiretap']['mode']} (transcript: {described['wiretap']['transcript']})")
-
-
-def print_classroom(students: list[dict]) -> None:
+def print_classroom(students: list[tuple[int, str | None, LabStatus]]) -> None:
     print(f"classroom: {len(students)} student labs")
-    for student in students:
-        mail = next(s for s in student["services"] if s["host"].startswith("mail."))
-        print(f"  student {student['student']:<3} {student['backend']:<11} mail.lab.test {mail['address']:<13} "
-              f"wiretap: {student['wiretap']['mode']:<7} files: {student['labs']}")
+    for number, labs, status in students:
+        mail = next(s for s in status.services if s.host.startswith("mail."))
+        print(f"  student {number:<3} {status.backend:<11} mail.lab.test {mail.address:<13} "
+              f"wiretap: {status.wiretap.mode:<7} files: {labs}")
     print("`python -m mailtls lab status --student K` describes one of them.")
 
 
-def lab_command(args: argparse.Namespace) -> int:
+def running_backend(config: LabConfig) -> backends.Backend:
+    """The backend that runs ``config``'s lab; NoLabUp when none does."""
+    backend = backends.running(config)
+    if backend is None:
+        raise runtime.no_lab_up(config)
+    return backend
+
+
+def status_json(config: LabConfig) -> dict:
+    """What ``lab status --json`` prints: the lab's description, and the students' on a classroom host."""
+    described = LabStatus.read(config.runtime)
+    result = described.to_json() if described else {"up": False}
+    students = classroom.statuses() if config.student is None else []
+    if students:
+        result["students"] = [{"student": number, "labs": labs, **status.to_json()} for number, labs, status in students]
+    return result
+
+
+def lab_command(args: argparse.Namespace, config: LabConfig) -> int:
+    progress = lambda message: print(f"  {message}", flush=True)  # noqa: E731
     if args.action == "up" and args.students is not None:
-        chosen = choose_backend(args.backend)
-        numbers = classroom.up(args.students, chosen, args.classroom,
-                               on_progress=lambda message: print(f"  {message}", flush=True))
+        if config.student is not None:
+            raise LabError("`lab up --students` runs on the classroom host itself, without MAILTLS_STUDENT")
+        numbers = classroom.up(args.students, backends.choose(args.backend), args.classroom,
+                               on_progress=progress, source=config.labs)
         print(f"Students 1 to {numbers[-1]} have a lab up; `python -m mailtls lab status` lists them.")
     elif args.action == "up":
-        backend = backends.get(choose_backend(args.backend))
-        backend.up(on_progress=lambda message: print(f"  {message}", flush=True))
-        print(f"The lab is up ({common.state()['backend']}); `python -m mailtls lab status` lists its services.")
+        backend = backends.get(backends.choose(args.backend), config)
+        status = backend.up(on_progress=progress)
+        print(f"The lab is up ({status.backend}); `python -m mailtls lab status` lists its services.")
     elif args.action == "down":
-        backend = backends.running()
-        for candidate in [backend] if backend else [backends.get(name) for name in backends.NAMES]:
+        backend = backends.running(config)
+        for candidate in [backend] if backend else [backends.get(name, config) for name in backends.NAMES]:
             candidate.down()  # with nothing recorded, clear what either backend may have left
-        if hosts.STUDENT is None:  # the teacher's `lab down` ends the class too
+        if config.student is None:  # the teacher's `lab down` ends the class too
             classroom.down()
     elif args.action == "reload":
-        running_backend().reload()
+        running_backend(config).reload()
         print("Reloaded: every host runs its files under labs/ again.")
     elif args.action == "logs":
-        running_backend()
-        print(common.logs(args.host), end="")
+        running_backend(config)
+        print(runtime.logs(config, args.host), end="")
     elif args.action == "status":
-        described = common.status()
-        students = classroom.statuses() if hosts.STUDENT is None else []
+        described = status_json(config)
         if args.json:
-            print(json.dumps({**described, "students": students} if students else described, indent=2))
+            print(json.dumps(described, indent=2))
             return 0
-        if described.get("up"):
-            print_status(described)
-        elif not students:
-            print("No lab is up." if hosts.STUDENT is None else f"Student {hosts.STUDENT} has no lab up.")
-        if students:
-            print_classroom(students)
+        status = LabStatus.read(config.runtime)
+        if status is not None:
+            print_status(status)
+        elif "students" not in described:
+            print("No lab is up." if config.student is None else f"Student {config.student} has no lab up.")
+        if "students" in described:
+            print_classroom(classroom.statuses())
     elif args.action == "wiretap":
-        common.set_wiretap_mode(args.mode)
+        runtime.set_wiretap_mode(config, args.mode)
         print(f"The wiretap on mitm.lab.test is now in {args.mode} mode.")
     return 0
 
 
-def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser, config: LabConfig) -> int:
     from mailtls import checker, exercises
     from mailtls.lab import LabNotRunning, connect
 
@@ -112,9 +108,9 @@ def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error("check: name an exercise, or --list")
     chosen = exercises.find(args.exercise)
     try:
-        lab = connect()
+        lab = connect(config.runtime)
     except LabNotRunning:
-        raise LabError(NOT_UP) from None
+        raise runtime.no_lab_up(config) from None
     results = checker.check(chosen, lab)
     checker.print_results(chosen, results)
     if args.report:
@@ -123,29 +119,35 @@ def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0 if all(r.passed for r in results) else 1
 
 
-def exercise_command(args: argparse.Namespace) -> int:
+def exercise_command(args: argparse.Namespace, config: LabConfig) -> int:
     from mailtls import exercises
 
     chosen = exercises.find(args.exercise)
-    changed = exercises.apply(chosen, "start" if args.action == "start" else "solution")
+    changed = exercises.apply(chosen, "start" if args.action == "start" else "solution", config.labs)
     what = "set up" if args.action == "start" else "solved with the reference solution"
     print(f"Exercise {chosen.number} ({chosen.name}) {what}: "
           + (", ".join(f"labs/{name}" for name in changed) or "no file changed") + ".")
-    if changed and backends.running() is not None:
-        backends.running().reload()
+    backend = backends.running(config)
+    if changed and backend is not None:
+        backend.reload()
         print("The lab reloaded them.")
     elif changed:
         print("No lab is up; `python -m mailtls lab up` will run them.")
     return 0
 
 
-def for_student(number: int, argv: list[str], args: argparse.Namespace) -> int:
-    """Run this same command again, on student ``number``'s lab."""
-    classroom.check_number(number)
-    if not classroom.student_state(number) and not (args.command == "lab" and args.action in ("down", "status")):
-        raise LabError(f"student {number} has no lab up: start the class's labs with "
-                       "`python -m mailtls lab up --students N`")
-    return classroom.run_as_student(number, argv).returncode
+def config_for(args: argparse.Namespace, environment: LabConfig) -> LabConfig:
+    """The lab a command works on: ``--student K``'s (and their copy of labs/), else ``environment``'s.
+
+    A student's lab must be up, except for ``lab down`` and ``lab status``.
+    """
+    number = getattr(args, "student", None)
+    if number is None or number == environment.student:
+        return environment
+    config = classroom.student_config(number)
+    if classroom.student_state(number) is None and not (args.command == "lab" and args.action in ("down", "status")):
+        raise classroom.no_lab_up(number)
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--backend", choices=backends.NAMES,
                     help="containers: Podman or Docker; native: network namespaces (root, Linux)")
     up.add_argument("--students", type=int, metavar="N",
-                    help=f"a classroom host: one lab per student, 1 to N (at most {hosts.MAX_STUDENTS})")
+                    help=f"a classroom host: one lab per student, 1 to N (at most {MAX_STUDENTS})")
     up.add_argument("--classroom", type=Path, default=classroom.DEFAULT_COPIES, metavar="DIR",
                     help="with --students: where each student's copy of labs/ is, DIR/student-K "
                          "(default ./classroom; made if missing, never overwritten)")
@@ -169,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = actions.add_parser("status", help="the lab's services, CA and users (and the students' labs)")
     status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     wiretap = actions.add_parser("wiretap", help="set the interceptor on mitm.lab.test")
-    wiretap.add_argument("mode", choices=common.WIRETAP_MODES)
+    wiretap.add_argument("mode", choices=runtime.WIRETAP_MODES)
     notebooks = commands.add_parser("notebooks", help="JupyterLab on the notebooks, with a lab running")
     notebooks.add_argument("--port", type=int, default=8888, help="on 127.0.0.1 (default 8888)")
     notebooks.add_argument("--backend", choices=[*backends.NAMES, "sim"],
@@ -187,29 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """Run one command; return the exit status (1, with one ``error:`` line, for a LabError)."""
     # Each line of progress reaches whoever reads it at once, even through a pipe (a test, a
     # supervisor, `| tee`), where Python would otherwise hold it back in a buffer.
-    sys.stdout.reconfigure(line_buffering=True)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if getattr(args, "student", None) is not None and args.student != hosts.STUDENT:
-            return for_student(args.student, sys.argv[1:] if argv is None else argv, args)
+        config = config_for(args, LabConfig.from_environment(os.environ if environ is None else environ))
         if args.command == "check":
-            return check_command(args, parser)
+            return check_command(args, parser, config)
         if args.command == "exercise":
-            return exercise_command(args)
+            return exercise_command(args, config)
         if args.command == "notebooks":
             from mailtls.notebooks import serve
 
             try:
-                serve(args.port, args.backend)
+                serve(config, args.port, args.backend)
             except KeyboardInterrupt:  # stopped while starting; serve() has cleaned up
                 return 130
             return 0
-        return lab_command(args)
+        return lab_command(args, config)
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-

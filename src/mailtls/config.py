@@ -36,7 +36,7 @@ LABS_VARIABLE = "MAILTLS_LABS"
 def check_student(number: int) -> int:
     """``number`` if it is a student's number (1 to MAX_STUDENTS); else raises LabError."""
     if not 1 <= number <= MAX_STUDENTS:
-        raise LabError(f"a student's number is from 1 to {MAX_STUDENTS}, not {number}")
+        raise LabError(f"students are numbered 1 to {MAX_STUDENTS}, not {number}")
     return number
 
 
@@ -125,9 +125,14 @@ class LabConfig:
         """The native backend's bridge (at most Linux's 15 characters)."""
         return "mtls0" if self.student is None else f"mtls{self.student}-br"
 
+    @property
+    def namespace_prefix(self) -> str:
+        """The start of the native backend's namespaces' names: ``mtls-`` or ``mtlsK-``."""
+        return "mtls-" if self.student is None else f"mtls{self.student}-"
+
     def namespace(self, host: Host) -> str:
         """The native backend's network namespace for ``host``."""
-        return ("mtls-" if self.student is None else f"mtls{self.student}-") + host.short
+        return self.namespace_prefix + host.short
 
     @property
     def compose_project(self) -> str:

@@ -19,8 +19,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailtls.backends import LabError
-from mailtls.hosts import LABS, SHIPPED_LABS
+from mailtls.errors import LabError
+from mailtls.hosts import SHIPPED_LABS
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Exercise:
     def folder_name(self) -> str:
         return f"{self.number:02d}-{self.name}"
 
-    def folder(self, labs: Path = LABS) -> Path:
+    def folder(self, labs: Path = SHIPPED_LABS) -> Path:
         return labs / "exercises" / self.folder_name
 
 
@@ -76,7 +76,7 @@ def read_edits(path: Path) -> list[Edit]:
     return [Edit(e["file"], e["old"], e["new"]) for e in tomllib.loads(path.read_text())["edit"]]
 
 
-def edits_for(exercise: Exercise, which: str, labs: Path = LABS) -> list[Edit]:
+def edits_for(exercise: Exercise, which: str, labs: Path = SHIPPED_LABS) -> list[Edit]:
     """The edits of ``start`` or ``solution``. Without a solution file, the solution undoes the
     start: the lab as it comes is the reference configuration."""
     folder = exercise.folder(labs)
@@ -96,7 +96,7 @@ def compare_command(labs: Path, file: str) -> str:
     return f"diff -u {SHIPPED_LABS / file} {labs / file}"
 
 
-def apply(exercise: Exercise, which: str, labs: Path = LABS) -> list[str]:
+def apply(exercise: Exercise, which: str, labs: Path) -> list[str]:
     """Apply ``start`` or ``solution`` to the lab's files; returns the files changed.
 
     Every edit is checked before any file is written: all or nothing.

@@ -7,50 +7,17 @@ starts on each port, so that ``lab status`` and the tests can describe and reach
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailtls.errors import UnknownHost
 
 DOMAIN = "lab.test"
-# The lab's files: labs/ in this repository, or a copy named by MAILTLS_LABS (a teacher's
-# per-student copy, or the tests' scratch copy, so that editing it never touches the original).
-# In the browser, the package carries the hosts' files itself (mailtls/_labs, made by the site build).
+# The lab's files as shipped: labs/ in this repository. In the browser, the package carries the
+# hosts' files itself (mailtls/_labs, made by the site build). A lab may run from a copy instead
+# (a student's, a test's): see mailtls.config.LabConfig.labs.
 _PACKAGED = Path(__file__).resolve().parent / "_labs"
 SHIPPED_LABS = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
-LABS = Path(os.environ.get("MAILTLS_LABS") or SHIPPED_LABS)
-
-# Where the configuration files under labs/ expect the files a lab makes at start-up: the CA,
-# the hosts' keys and certificates, the users' passwords, the mailboxes and the wiretap's
-# transcripts. Inside a container they are there.
-CONFIG_FILES = Path("/run/mailtls")
-MAX_STUDENTS = 50
-# A classroom host runs one lab per student (`lab up --students N`). A process works on student
-# K's lab when MAILTLS_STUDENT=K: its files, addresses and names all follow from that number.
-CLASSROOM_FILES = Path("/run/mailtls-classroom")
-
-
-def _student(value: str | None) -> int | None:
-    if not value:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= MAX_STUDENTS:
-        raise ValueError(f"MAILTLS_STUDENT must be a number from 1 to {MAX_STUDENTS}, not {value!r}")
-    return int(value)
-
-
-STUDENT = _student(os.environ.get("MAILTLS_STUDENT"))
-
-
-def student_files(number: int) -> Path:
-    """Where student ``number``'s lab keeps its files on this machine."""
-    return CLASSROOM_FILES / f"student-{number}"
-
-
-# Where the lab of this process keeps those files on this machine: the same place for the
-# single lab, a folder per student on a classroom host (the native backend points the
-# configuration's paths there).
-LAB_FILES = CONFIG_FILES if STUDENT is None else student_files(STUDENT)
 
 
 @dataclass(frozen=True)
@@ -83,7 +50,7 @@ class Host:
     def name(self) -> str:
         return f"{self.short}.{DOMAIN}"
 
-    def config_dir(self, labs: Path = LABS) -> Path:
+    def config_dir(self, labs: Path) -> Path:
         """This host's folder of configuration files under ``labs``."""
         return labs / "hosts" / self.short
 
@@ -96,6 +63,7 @@ RELAY = Host("relay", 13, (SMTP_MX,))
 MITM = Host("mitm", 14, MAIL.services, postfix=False, certificate="none", wiretap_for="mail")
 
 HOSTS: tuple[Host, ...] = (MAIL, LEGACY, SELFSIGNED, RELAY, MITM)
+WIRETAP = MITM
 USERS = ("alice", "bob")
 
 

@@ -18,48 +18,50 @@ notebook needs no privileges and does not care which backend runs the lab.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
-import sys
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mailtls.config import LabConfig
 from mailtls.errors import NoLabUp as LabNotRunning  # the notebooks' name for it
 from mailtls.errors import UnknownHost
-from mailtls.hosts import LAB_FILES
+from mailtls.runtime import no_lab_up
+from mailtls.status import Endpoint, LabStatus, User
 from mailtls.wiretap import Mode, read_transcript
 
-STATUS_FILE = LAB_FILES / "status.json"
+__all__ = ["Endpoint", "Lab", "LabNotRunning", "User", "connect", "resolve_lab_names"]
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    service: str  # IANA name: smtp, submission, submissions, imap, imaps
-    address: str
-    port: int
-    tls: str  # starttls, implicit or none
-
-
-@dataclass(frozen=True)
-class User:
-    login: str
-    password: str
-
-
-@dataclass(frozen=True)
 class Lab:
-    backend: str
-    ca_file: Path
-    services: tuple[Endpoint, ...]
-    users: tuple[User, ...]
-    wiretap: dict[str, Any]
-    servers: dict[str, str] = field(default_factory=dict)  # {"postfix": "3.7.11", "dovecot": ...}
-    logs: dict[str, str] = field(default_factory=dict)  # host name -> its Postfix log file
+    """A running lab, from its description (``status.json``), with what a notebook does with it."""
+
+    def __init__(self, status: LabStatus) -> None:
+        self.status = status
+
+    @property
+    def backend(self) -> str:
+        return self.status.backend
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self.status.ca_file)
+
+    @property
+    def services(self) -> tuple[Endpoint, ...]:
+        return self.status.services
+
+    @property
+    def users(self) -> tuple[User, ...]:
+        return self.status.users
+
+    @property
+    def servers(self) -> dict[str, str]:
+        """The versions of mail.lab.test's servers: ``{"postfix": "3.7.11", "dovecot": "2.3.19.1"}``."""
+        return self.status.servers
 
     def __str__(self) -> str:
         """One line saying which servers answer: the notebooks print it above their outputs."""
@@ -67,6 +69,7 @@ class Lab:
         return f"lab on the {self.backend} backend: {versions}"
 
     def endpoint(self, host: str, service: str) -> Endpoint:
+        """The port of ``service`` (IANA name) on ``host``; UnknownHost if the host does not offer it."""
         for endpoint in self.services:
             if endpoint.host == host and endpoint.service == service:
                 return endpoint
@@ -85,23 +88,23 @@ class Lab:
 
     def log(self, host: str) -> str:
         """The Postfix log of a host (``relay.lab.test``), as its administrator would read it."""
-        return Path(self.logs[host]).read_text(errors="replace")
+        return Path(self.status.logs[host]).read_text(errors="replace")
 
     # -- The wiretap on mitm.lab.test --------------------------------------------------------
 
     def transcript(self) -> list[dict[str, Any]]:
         """What the wiretap recorded so far (in its record and strip modes), oldest first."""
-        return read_transcript(Path(self.wiretap["transcript"]))
+        return read_transcript(Path(self.status.wiretap.transcript))
 
     @property
     def wiretap_mode(self) -> str:
-        return Path(self.wiretap["mode_file"]).read_text().strip()
+        return Path(self.status.wiretap.mode_file).read_text().strip()
 
     def set_wiretap_mode(self, mode: str) -> None:
         """Switch the wiretap to ``pass``, ``record`` or ``strip``; the next connection uses it."""
         Mode(mode)  # a ValueError names a mode that does not exist
         try:
-            Path(self.wiretap["mode_file"]).write_text(mode + "\n")
+            Path(self.status.wiretap.mode_file).write_text(mode + "\n")
         except PermissionError:
             raise PermissionError(
                 f"only the lab's owner may switch the wiretap: run `sudo python -m mailtls lab wiretap {mode}`"
@@ -115,39 +118,34 @@ class Lab:
         client still asks for ``mail.lab.test`` and TLS still checks that name; only the
         packets go through ``mitm.lab.test``.
         """
-        target = self.wiretap["target"]
+        target = self.status.wiretap.target
         real = _LAB_NAMES[target]
-        _LAB_NAMES[target] = self.address(self.wiretap["host"])
+        _LAB_NAMES[target] = self.address(self.status.wiretap.host)
         try:
             yield
         finally:
             _LAB_NAMES[target] = real
 
 
-def connect(status_file: Path = STATUS_FILE, backend: str | None = None) -> Lab:
+def connect(runtime: Path | None = None, backend: str | None = None,
+            environ: Mapping[str, str] | None = None) -> Lab:
     """The running lab, as described by ``lab status --json``; its host names now resolve here.
 
-    With ``backend="sim"`` (or ``MAILTLS_BACKEND=sim``, or always in the browser, where Python
-    has no sockets to reach a real lab) the lab is simulated in this process instead.
+    ``runtime`` is the lab's folder of generated files; by default the one of the lab that
+    ``environ`` (this process's environment) names: the single lab, or student K's with
+    ``MAILTLS_STUDENT=K``. With ``backend="sim"`` (or ``MAILTLS_BACKEND=sim``, or always in the
+    browser, where Python has no sockets to reach a real lab) the lab is simulated in this
+    process instead. Raises LabNotRunning when no lab is up.
     """
-    backend = backend or os.environ.get("MAILTLS_BACKEND") or ("sim" if sys.platform == "emscripten" else None)
+    environ = os.environ if environ is None else environ
+    backend = backend or environ.get("MAILTLS_BACKEND") or ("sim" if sys.platform == "emscripten" else None)
     if backend == "sim":
-        status_file = simulated_lab().files / "status.json"
-    try:
-        status = json.loads(status_file.read_text())
-    except FileNotFoundError:
-        raise LabNotRunning("no lab is running: start one with `python -m mailtls lab up`") from None
-    if not status.get("up"):
-        raise LabNotRunning("no lab is running: start one with `python -m mailtls lab up`")
-    lab = Lab(
-        backend=status["backend"],
-        ca_file=Path(status["ca_file"]),
-        services=tuple(Endpoint(**s) for s in status["services"]),
-        users=tuple(User(**u) for u in status["users"]),
-        wiretap=status["wiretap"],
-        servers=status.get("servers", {}),
-        logs=status.get("logs", {}),
-    )
+        runtime = simulated_lab().files
+    config = LabConfig.from_environment(environ)
+    status = LabStatus.read(runtime or config.runtime)
+    if status is None:
+        raise no_lab_up(config)
+    lab = Lab(status)
     resolve_lab_names({e.host: e.address for e in lab.services})
     return lab
 

@@ -28,14 +28,16 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from mailtls import backends
-from mailtls.backends import LabError, containers
-from mailtls.backends.common import run
-from mailtls.hosts import LABS
+from mailtls import backends, runtime
+from mailtls.backends import containers
+from mailtls.config import LabConfig
+from mailtls.errors import LabError
+from mailtls.hosts import SHIPPED_LABS
+from mailtls.polling import WaitTimeout, wait_until
+from mailtls.process import run
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-IMAGE_CONTEXT = LABS / "images" / "jupyter"
 IMAGE = "localhost/mailtls-jupyter:latest"
 IMAGE_PYTHON = "3.11.2"  # python3 in Debian 12, which the image is built from
 MANYLINUX_TAGS = ("manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014",
@@ -44,11 +46,13 @@ CONTAINER = "mailtls-jupyter"
 READY_TIMEOUT = 90.0
 
 
-def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callable[[str], None] = print) -> None:
-    """Run JupyterLab against a lab until Ctrl-C or SIGTERM; start and stop a lab if none is up."""
-    from mailtls.backends.common import state
-    from mailtls.cli import choose_backend
+def serve(config: LabConfig, port: int = 8888, backend_name: str | None = None,
+          on_progress: Callable[[str], None] = print) -> None:
+    """Run JupyterLab against ``config``'s lab until Ctrl-C or SIGTERM; start and stop a lab if none is up.
 
+    ``port`` is on 127.0.0.1; ``backend_name`` ``sim`` runs the simulated lab in each kernel.
+    Raises LabError when the port is taken or JupyterLab does not start.
+    """
     require_free_port(port)
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `kill PID` cleans up as Ctrl-C does
     if backend_name == "sim":  # no servers to start: each kernel simulates the lab (mailtls.sim)
@@ -59,17 +63,19 @@ def serve(port: int = 8888, backend_name: str | None = None, on_progress: Callab
             on_progress("Press Ctrl-C to stop it.")
             wait_for_interrupt()
         return
-    running = state().get("backend")
+    state = runtime.state(config)
+    running = state.backend if state else None
     if running and backend_name and running != backend_name:
         raise LabError(f"a {running} lab is already up: use it, or stop it first")
-    backend = backends.get(running or choose_backend(backend_name))
+    backend = backends.get(running or backends.choose(backend_name), config)
     started_lab = running is None
     if started_lab:
         on_progress("starting a lab for the notebooks")
         backend.up(on_progress=lambda message: on_progress(f"  {message}"))
     token = secrets.token_hex(16)
     try:
-        server = ContainerJupyter(port, token, on_progress) if backend is containers else LocalJupyter(port, token)
+        server = (ContainerJupyter(backend, port, token, on_progress)
+                  if isinstance(backend, containers.ContainersBackend) else LocalJupyter(port, token))
         with server:
             wait_until_ready(port, token, server.alive)
             on_progress(f"JupyterLab is ready: http://127.0.0.1:{port}/lab?token={token}")
@@ -104,16 +110,20 @@ def wait_for_interrupt() -> None:
 
 
 def wait_until_ready(port: int, token: str, alive: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    """Wait until JupyterLab answers on 127.0.0.1:``port``; LabError if it stops or takes READY_TIMEOUT s."""
+    def answers() -> bool:
         if not alive():
             raise LabError("JupyterLab stopped while starting; its messages are above")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2):
-                return
+                return True
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise LabError(f"JupyterLab did not answer on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s")
+            return False
+
+    try:
+        wait_until(answers, READY_TIMEOUT, "JupyterLab's API", interval=0.5)
+    except WaitTimeout:
+        raise LabError(f"JupyterLab did not answer on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s") from None
 
 
 def jupyter_arguments(port: int, root_dir: Path) -> list[str]:
@@ -162,7 +172,7 @@ class LocalJupyter:
 def install_settings(settings_dir: Path) -> None:
     """JupyterLab's overrides: open .md notebooks with Jupytext (one file for both ways)."""
     settings_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(IMAGE_CONTEXT / "overrides.json", settings_dir / "overrides.json")
+    shutil.copyfile(SHIPPED_LABS / "images" / "jupyter" / "overrides.json", settings_dir / "overrides.json")
 
 
 # -- In a container on the lab network (containers backend) -------------------------------------
@@ -171,38 +181,40 @@ def install_settings(settings_dir: Path) -> None:
 class ContainerJupyter:
     """The ``jupyter`` service of labs/compose.yaml, removed again on the way out."""
 
-    def __init__(self, port: int, token: str, on_progress: Callable[[str], None]) -> None:
-        self.port, self.token, self.on_progress = port, token, on_progress
+    def __init__(self, backend: containers.ContainersBackend, port: int, token: str,
+                 on_progress: Callable[[str], None]) -> None:
+        self.backend, self.port, self.token, self.on_progress = backend, port, token, on_progress
 
     def __enter__(self) -> ContainerJupyter:
-        from mailtls.backends.common import labs_in_use, state
-
-        self.engine, self.labs = state()["engine"], labs_in_use()
-        fill_wheelhouse(self.on_progress)
-        containers.build_image(self.engine, IMAGE, IMAGE_CONTEXT, "JupyterLab from the wheelhouse", self.on_progress)
+        engine = self.backend.engine_in_use()
+        assert engine is not None
+        self.engine, self.labs = engine, self.backend.labs_in_use()
+        context = self.labs / "images" / "jupyter"
+        fill_wheelhouse(context, self.on_progress)
+        containers.build_image(self.engine, IMAGE, context, "JupyterLab from the wheelhouse", self.on_progress,
+                               self.labs)
         self.env = {"MAILTLS_JUPYTER_TOKEN": self.token, "MAILTLS_JUPYTER_PORT": str(self.port),
                     "MAILTLS_NOTEBOOK_DIR": str(NOTEBOOKS)}
         self.remove()  # one left behind by a run that was killed
         self.on_progress(f"container {CONTAINER}: JupyterLab on the lab network")
-        containers.compose(self.engine, self.labs, "--profile", "notebooks", "up", "-d", "--no-deps", "jupyter",
-                           extra_env=self.env)
+        self.backend.compose("--profile", "notebooks", "up", "-d", "--no-deps", "jupyter", extra_env=self.env)
         return self
 
     def alive(self) -> bool:
         inspected = run([self.engine, "inspect", "--format", "{{.State.Running}}", CONTAINER],
-                        check=False, env=containers.engine_env(self.engine))
+                        check=False, env=containers.engine_env(self.engine, self.labs))
         return inspected.stdout.strip() == "true"
 
     def remove(self) -> None:
-        run([self.engine, "rm", "--force", CONTAINER], check=False, env=containers.engine_env(self.engine))
+        run([self.engine, "rm", "--force", CONTAINER], check=False, env=containers.engine_env(self.engine, self.labs))
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
 
-def fill_wheelhouse(on_progress: Callable[[str], None]) -> None:
-    """Wheels of the `notebooks` dependency group, fetched by this machine's pip, for the image."""
-    wheels = IMAGE_CONTEXT / "wheels"
+def fill_wheelhouse(context: Path, on_progress: Callable[[str], None]) -> None:
+    """Wheels of the `notebooks` dependency group, fetched by this machine's pip, into the image's ``context``."""
+    wheels = context / "wheels"
     marker = wheels / "requirements.txt"
     wanted = notebook_requirements()
     if marker.exists() and marker.read_text() == wanted:

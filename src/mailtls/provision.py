@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 try:
@@ -20,12 +20,7 @@ try:
 except ImportError:  # in the browser there is no cryptography package: the same certificates in pure Python
     from mailtls.sim.x509 import LabCA, self_signed  # type: ignore[assignment]
 from mailtls.hosts import DOMAIN, HOSTS, USERS
-
-
-@dataclass(frozen=True)
-class User:
-    login: str
-    password: str
+from mailtls.status import User
 
 
 def ssha512(password: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -28,24 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailtls import debian
-from mailtls.backends import LabError
-from mailtls.backends.common import (
-    LAB_FILES, NETWORK, RELOAD_SETTLE, already_up, labs_in_use, prepare_lab_files, remove_lab_files, run,
-    save_state, server_versions, state, wait_until_listening, write_status,
-)
-from mailtls.hosts import HOSTS, LABS, STUDENT, Host
-from mailtls.hosts import host as find_host
+from mailtls import debian, runtime
+from mailtls.backends.base import RELOAD_SETTLE, Backend, Progress
+from mailtls.errors import ConfigurationRefused, LabError, NeedsRoot
+from mailtls.hosts import HOSTS, MAIL, SHIPPED_LABS, Host
+from mailtls.process import run
 
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 IMAGE = "localhost/mailtls-host:latest"
-PROJECT = "mailtls" if STUDENT is None else f"mailtls-student-{STUDENT}"
 SOURCE = Path(__file__).resolve().parents[2]  # src/, mounted into the wiretap's container
-READY_TIMEOUT = 90.0
-
-
-def is_up() -> bool:
-    return state().get("backend") == "containers"
 
 
 # -- The engine -----------------------------------------------------------------------------------
@@ -59,39 +49,25 @@ def engine() -> str | None:
     return None
 
 
-def engine_env(name: str) -> dict[str, str]:
-    settings = {"MAILTLS_FILES": str(LAB_FILES), "MAILTLS_SRC": str(SOURCE), **lab_network_env()}
-    if name == "podman":  # this project's Podman settings, leaving the machine's own alone
-        settings["CONTAINERS_CONF"] = str(LABS / "containers" / "containers.conf")
-    return settings
+def engine_env(name: str, labs: Path = SHIPPED_LABS) -> dict[str, str]:
+    """The environment for engine ``name``: with Podman, this project's settings (labs/containers/),
+    leaving the machine's own alone."""
+    if name == "podman":
+        return {"CONTAINERS_CONF": str(labs / "containers" / "containers.conf")}
+    return {}
 
 
-def lab_network_env() -> dict[str, str]:
-    """What compose.yaml needs to know of this lab's network: 198.18.K.x, MAC 02:00:c6:12:K:x, ports 1K025..."""
-    number = STUDENT or 0
-    return {
-        "MAILTLS_NET": f"{NETWORK.network_address}".rsplit(".", 1)[0],
-        "MAILTLS_MAC": f"{number:02x}",
-        "MAILTLS_PORTS": str(10 + number),
-    }
-
-
-def published_ports() -> dict[int, int]:
-    """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025... for student K."""
-    prefix = lab_network_env()["MAILTLS_PORTS"]
-    return {int(f"{prefix}{service.port:03d}"): service.port for service in find_host("mail").services}
-
-
-def ports_free() -> None:
-    """Refuse at once, and say which, when a port the lab publishes is taken on 127.0.0.1."""
-    for published, port in published_ports().items():
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", published))
-            except OSError:
-                raise LabError(f"port 127.0.0.1:{published} is already taken: the lab publishes mail.lab.test's "
-                               f"port {port} there. Stop what listens on it (`ss -ltnp 'sport = {published}'` "
-                               "names it) and try again") from None
+def require_engine() -> str:
+    """The engine to use; raises NeedsRoot when none answers or Podman is not rootful."""
+    name = engine()
+    if name is None:
+        raise NeedsRoot(
+            "no container engine answers: install Podman (apt-get install podman netavark aardvark-dns "
+            "iptables runc) or Docker, or use the native backend (--backend native, as root on Linux)"
+        )
+    if name == "podman" and os.geteuid() != 0:
+        raise NeedsRoot("the lab needs rootful Podman (this machine reaches the containers' addresses): use sudo")
+    return name
 
 
 def compose_command(name: str) -> list[str]:
@@ -104,29 +80,12 @@ def compose_command(name: str) -> list[str]:
     return [found]
 
 
-def compose(name: str, labs: Path, *args: str, check: bool = True,
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return run([*compose_command(name), "-f", str(labs / "compose.yaml"), "-p", PROJECT, *args],
-               check=check, env={**engine_env(name), **(extra_env or {})})
-
-
-def require_engine() -> str:
-    name = engine()
-    if name is None:
-        raise LabError(
-            "no container engine answers: install Podman (apt-get install podman netavark aardvark-dns "
-            "iptables runc) or Docker, or use the native backend (--backend native, as root on Linux)"
-        )
-    if name == "podman" and os.geteuid() != 0:
-        raise LabError("the lab needs rootful Podman (this machine reaches the containers' addresses): use sudo")
-    return name
-
-
 # -- Images ---------------------------------------------------------------------------------------
 
 
-def ensure_base_image(name: str, on_progress) -> None:
-    if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name)).returncode == 0:
+def ensure_base_image(name: str, labs: Path, on_progress: Progress) -> None:
+    """Make the Debian base image with debootstrap, from this machine's mirror, unless it exists."""
+    if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name, labs)).returncode == 0:
         return
     if not shutil.which("debootstrap"):
         raise LabError(f"{BASE_IMAGE} is missing and debootstrap is not installed (apt-get install debootstrap)")
@@ -146,7 +105,7 @@ def ensure_base_image(name: str, on_progress) -> None:
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run([name, "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True,
-                                  text=True, env={**os.environ, **engine_env(name)})
+                                  text=True, env={**os.environ, **engine_env(name, labs)})
         tar.wait()
         if imported.returncode != 0:
             raise LabError(f"importing the base image failed:\n{imported.stderr}")
@@ -161,79 +120,131 @@ def context_digest(context: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_image(name: str, image: str, context: Path, what: str, on_progress) -> None:
+def build_image(name: str, image: str, context: Path, what: str, on_progress: Progress, labs: Path) -> None:
     """Build ``image`` from ``context`` unless the image was built from exactly these files."""
     wanted = context_digest(context)
     inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}", image],
-                    check=False, env=engine_env(name))
+                    check=False, env=engine_env(name, labs))
     if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
         return
     on_progress(f"image {image}: building ({what})")
     pull = ["--pull=never"] if name == "podman" else []  # FROM names the local base image
     run([name, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", image, str(context)],
-        env=engine_env(name))
+        env=engine_env(name, labs))
 
 
-# -- Up, down, reload -----------------------------------------------------------------------------
+# -- The backend ----------------------------------------------------------------------------------
 
 
-def up(labs: Path = LABS, on_progress=print) -> dict:
-    """Bring every host up from the files in ``labs``; if anything fails, undo it all and say why."""
-    if already_up("containers", down):
-        return state()
-    name = require_engine()
-    ports_free()
-    try:
-        ensure_base_image(name, on_progress)
-        build_image(name, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian", on_progress)
-        on_progress("lab files: CA, certificates, users")
-        prepare_lab_files(labs, "containers")
-        save_state(engine=name)
+class ContainersBackend(Backend):
+    """Each host in a container of the compose project ``labs/compose.yaml``, with Podman or Docker."""
+
+    name = "containers"
+    ready_timeout = 90.0
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self._engine: str | None = None
+
+    # -- compose -----------------------------------------------------------------------------
+
+    def lab_network_env(self) -> dict[str, str]:
+        """What compose.yaml needs to know of this lab's network: 198.18.K.x, MAC 02:00:c6:12:K:x, ports 1K025..."""
+        number = self.config.student or 0
+        return {
+            "MAILTLS_NET": f"{self.config.network.network_address}".rsplit(".", 1)[0],
+            "MAILTLS_MAC": f"{number:02x}",
+            "MAILTLS_PORTS": str(10 + number),
+        }
+
+    def compose_env(self, name: str) -> dict[str, str]:
+        """The variables compose.yaml reads, and the engine's settings."""
+        return {"MAILTLS_FILES": str(self.config.runtime), "MAILTLS_SRC": str(SOURCE),
+                **self.lab_network_env(), **engine_env(name, self.config.labs)}
+
+    def published_ports(self) -> dict[int, int]:
+        """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025... for student K."""
+        prefix = self.lab_network_env()["MAILTLS_PORTS"]
+        return {int(f"{prefix}{service.port:03d}"): service.port for service in MAIL.services}
+
+    def ports_free(self) -> None:
+        """Refuse at once, and say which, when a port the lab publishes is taken on 127.0.0.1."""
+        for published, port in self.published_ports().items():
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", published))
+                except OSError:
+                    raise LabError(f"port 127.0.0.1:{published} is already taken: the lab publishes mail.lab.test's "
+                                   f"port {port} there. Stop what listens on it (`ss -ltnp 'sport = {published}'` "
+                                   "names it) and try again") from None
+
+    def engine_in_use(self) -> str | None:
+        state = runtime.state(self.config)
+        return (state.engine if state else None) or self._engine
+
+    def labs_in_use(self) -> Path:
+        state = runtime.state(self.config)
+        return Path(state.labs) if state else self.config.labs
+
+    def compose(self, *args: str, check: bool = True, name: str | None = None,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run ``compose ARGS`` on this lab's project, with the engine in use (or ``name``)."""
+        name = name or self.engine_in_use()
+        assert name is not None, "compose needs an engine"
+        labs = self.labs_in_use()
+        return run([*compose_command(name), "-f", str(labs / "compose.yaml"), "-p", self.config.compose_project, *args],
+                   check=check, env={**self.compose_env(name), **(extra_env or {})})
+
+    # -- up ----------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        self._engine = require_engine()
+        self.ports_free()
+
+    def engine_name(self) -> str | None:
+        return self._engine
+
+    def prepare(self, on_progress: Progress) -> None:
+        assert self._engine is not None
+        labs = self.config.labs
+        ensure_base_image(self._engine, labs, on_progress)
+        build_image(self._engine, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian", on_progress,
+                    labs)
+
+    def start(self, on_progress: Progress) -> None:
         on_progress(f"containers: {', '.join(h.name for h in HOSTS)}")
-        compose(name, labs, "up", "-d")
-        try:
-            closed = wait_until_listening(READY_TIMEOUT)
-        except LabError as error:
-            said = compose(name, labs, "logs", check=False)
-            raise LabError(f"{error}\n" + (said.stdout + said.stderr)[-3000:]) from None
-        for port in closed:
-            on_progress(f"not listening, as its files say: {port}")
-        write_status(server_versions(lambda *command: compose(name, labs, "exec", "-T", "mail", *command).stdout))
-    except BaseException:
-        down()
-        raise
-    return state()
+        self.compose("up", "-d")
 
+    def why_not_ready(self) -> str:
+        said = self.compose("logs", check=False)
+        return "\n" + (said.stdout + said.stderr)[-3000:]
 
-def down() -> None:
-    """Remove the containers, their network and the lab's files; quiet when nothing is up."""
-    name = state().get("engine") or engine()
-    labs = Path(state().get("labs") or LABS)
-    if name is not None:
-        if STUDENT is None:  # the notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network
-            run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name))
-        compose(name, labs, "down", check=False)
-    if is_up() or not state():
-        remove_lab_files()
+    def run_on_mail(self, *command: str) -> str:
+        return self.compose("exec", "-T", "mail", *command).stdout
 
+    # -- down, reload ------------------------------------------------------------------------
 
-def reload() -> None:
-    """Apply edited files under labs/ in every container; a file Postfix or Dovecot refuses is reported."""
-    if not is_up():
-        raise LabError("no containers lab is up: run `python -m mailtls lab up --backend containers` first")
-    name, labs = state()["engine"], labs_in_use()
+    def down(self) -> None:
+        name = self.engine_in_use() or engine()
+        if name is not None:
+            if self.config.student is None:  # the notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network
+                run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name, self.config.labs))
+            self.compose("down", check=False, name=name)
+        self.remove_files_if_ours()
 
-    def reload_host(lab_host: Host) -> None:
-        done = compose(name, labs, "exec", "-T", lab_host.short, "mailtls-host", "reload", check=False)
-        if done.returncode != 0:
-            raise LabError(f"Postfix or Dovecot refuses the configuration of {lab_host.name} "
-                           f"({lab_host.config_dir(labs)}):\n{(done.stderr + done.stdout).strip()}")
+    def reload(self) -> None:
+        self.require_up()
+        labs = self.labs_in_use()
 
-    with concurrent.futures.ThreadPoolExecutor() as pool:
-        list(pool.map(reload_host, [h for h in HOSTS if h.postfix]))
-    time.sleep(RELOAD_SETTLE)  # as natively: old smtpd processes go before anyone checks
+        def reload_host(lab_host: Host) -> None:
+            done = self.compose("exec", "-T", lab_host.short, "mailtls-host", "reload", check=False)
+            if done.returncode != 0:
+                raise ConfigurationRefused(f"Postfix or Dovecot refuses the configuration of {lab_host.name} "
+                                           f"({lab_host.config_dir(labs)}):\n{(done.stderr + done.stdout).strip()}")
 
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            list(pool.map(reload_host, [h for h in HOSTS if h.postfix]))
+        time.sleep(RELOAD_SETTLE)  # as natively: old smtpd processes go before anyone checks
 
-def postfix_command(lab_host: Host, *command: str) -> subprocess.CompletedProcess:
-    """Run a Postfix command (postsuper, postqueue, ...) on a host."""
-    return compose(state()["engine"], labs_in_use(), "exec", "-T", lab_host.short, *command, check=False)
+    def postfix_command(self, lab_host: Host, *command: str) -> subprocess.CompletedProcess:
+        return self.compose("exec", "-T", lab_host.short, *command, check=False)

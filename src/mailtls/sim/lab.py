@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import json
 import secrets
 import shutil
 import ssl
@@ -19,19 +18,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mailtls import wiretap
+from mailtls import runtime, wiretap
 from mailtls.config import LabConfig
-from mailtls.hosts import HOSTS, LABS, MAIL, Host
+from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
-from mailtls.sim import network
+from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
-from mailtls.sim import x509
 from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
 
 # The simulated lab is the single lab of a machine, at the real lab's addresses.
-address = LabConfig().address
+SIMULATED = LabConfig()
+address = SIMULATED.address
 
 VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
@@ -48,7 +47,7 @@ def tls_summary(tls: Any, resumed: bool = False) -> str:
 class SimLab:
     """Every host of the lab, listening on the simulated network of this process."""
 
-    def __init__(self, labs: Path = LABS, files: Path | None = None) -> None:
+    def __init__(self, labs: Path = SHIPPED_LABS, files: Path | None = None) -> None:
         self.labs = labs
         if files is None:  # a folder of our own, removed when this Python ends
             files = Path(tempfile.mkdtemp(prefix="mailtls-sim-"))
@@ -78,19 +77,8 @@ class SimLab:
     # -- Files ------------------------------------------------------------------------------
 
     def write_status(self) -> None:
-        described = {
-            "backend": "sim",
-            "up": True,
-            "servers": VERSIONS,
-            "logs": {h.name: str(self.log_file(h.name)) for h in HOSTS if h.postfix},
-            "ca_file": str(self.files / "ca.pem"),
-            "wiretap": {"host": "mitm.lab.test", "target": MAIL.name, "mode_file": str(self.files / "wiretap.mode"),
-                        "transcript": str(self.files / "transcripts" / "wiretap.jsonl")},
-            "services": [{"host": h.name, "service": s.name, "address": address(h), "port": s.port, "tls": s.tls}
-                         for h in HOSTS for s in h.services],
-            "users": [{"login": login, "password": password} for login, password in self.passwords.items()],
-        }
-        (self.files / "status.json").write_text(json.dumps(described, indent=2) + "\n")
+        """Describe the simulated lab in ``status.json``, as the real lab's backends do."""
+        runtime.describe(SIMULATED, "sim", VERSIONS, self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
