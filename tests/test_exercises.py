@@ -20,6 +20,7 @@ import pytest
 from course import ROOT
 from mailtls import checker, exercises
 from mailtls.errors import LabError
+from mailtls.exercises import registry
 from mailtls.hosts import SHIPPED_LABS
 
 NAMES = [e.name for e in exercises.EXERCISES]
@@ -39,9 +40,47 @@ def snapshot(labs: Path) -> dict[str, str]:
 def test_every_exercise_has_criteria_and_a_folder() -> None:
     assert [e.number for e in exercises.EXERCISES] == list(range(1, len(exercises.EXERCISES) + 1))
     for exercise in exercises.EXERCISES:
-        assert checker.CRITERIA[exercise.name], exercise.name
-        folder = exercise.folder(ROOT / "labs")
-        assert (folder / "start.toml").exists() or (folder / "solution.toml").exists(), folder
+        assert exercise.criteria, exercise.name
+        assert exercise.has_edits("start") or exercise.has_edits("solution"), exercise.package
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_exercise_is_complete(labs: Path, name: str) -> None:
+    """Everything an exercise is made of: a half-added one fails here, piece by piece."""
+    exercise = exercises.find(name)
+    assert exercise.title.strip() and exercise.title_es.strip(), "a title in each language"
+    assert exercise.criteria, "at least one criterion for the checker"
+    assert all(title.strip() and callable(criterion) for title, criterion in exercise.criteria)
+    assert exercise.has_edits("start") or exercise.has_edits("solution"), "a start or a solution"
+    for which in exercises.WHICH:  # on the lab as it ships: start, then the reference solution
+        exercises.apply(exercise, which, labs)
+    # Its two pages, which show its edits from the same files.
+    for language, heading in (("en", "Exercise"), ("es", "Ejercicio")):
+        page = ROOT / "docs" / language / "exercises" / f"{name}.md"
+        assert page.is_file(), page
+        text = page.read_text()
+        assert f"\n# {heading} {exercise.number}: " in text, f"{page} names exercise {exercise.number}"
+        assert f"{{exercise-edits}} {name} solution" in text, page
+        assert (f"{{exercise-edits}} {name} start" in text) == exercise.has_edits("start"), page
+
+
+def test_what_is_checked_is_not_in_the_students_labs() -> None:
+    """A student's copy of labs/ holds the lab's files only: the edits and criteria ship with the package."""
+    for exercise in exercises.EXERCISES:
+        for which in exercises.WHICH:
+            assert not Path(str(exercise.edits_file(which))).resolve().is_relative_to(SHIPPED_LABS.resolve())
+        for _, criterion in exercise.criteria:
+            assert criterion.__module__ == exercise.package, f"{exercise.name}: its criteria live next to it"
+
+
+def test_a_subpackage_without_an_exercise_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "half_added"
+    (package / "seventh").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "seventh" / "__init__.py").write_text("NUMBER = 7  # but no EXERCISE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match=r"half_added.seventh is no exercise"):
+        registry.discover([str(package)], "half_added.")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -52,7 +91,7 @@ def test_start_then_solution_leaves_a_working_configuration(labs: Path, name: st
     started = exercises.apply(exercise, "start", labs)
     solved = exercises.apply(exercise, "solution", labs)
     assert solved, "the reference solution must change a file"
-    if not (exercise.folder(labs) / "solution.toml").exists():
+    if not exercise.has_edits("solution"):
         assert started and snapshot(labs) == original, "undoing the start gives the lab as it comes"
 
 

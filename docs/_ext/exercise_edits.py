@@ -1,8 +1,9 @@
 """``{exercise-edits} NAME start|solution``: an exercise's edits of the lab's files, as diffs.
 
-The edits live in ``labs/exercises/NN-NAME/start.toml`` and ``solution.toml``, where
-``python -m mailtls exercise`` applies them and the tests prove the checker with them. The
-pages show those same edits, so the configuration on a page is the one the tests ran.
+The edits live next to the exercise's definition, in ``start.toml`` and ``solution.toml`` of its
+subpackage of ``mailtls.exercises`` (``src/mailtls/exercises/NAME/``), where ``python -m mailtls
+exercise`` applies them and the tests prove the checker with them. The pages show those same
+edits, so the configuration on a page is the one the tests ran.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from docutils import nodes
 from sphinx.util.docutils import SphinxDirective
 
 from mailtls import exercises
-from mailtls.hosts import SHIPPED_LABS
 
 
 def as_diff(old: str, new: str) -> str:
@@ -26,14 +26,14 @@ class ExerciseEdits(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         name, which = self.arguments
-        if which not in ("start", "solution"):
+        if which not in exercises.WHICH:
             raise self.error(f"exercise-edits: {which!r} must be start or solution")
         try:
             exercise = exercises.find(name)
         except Exception as error:  # an unknown name: the lab tooling's message says which exist
             raise self.error(str(error)) from None
-        for source in ("start.toml", "solution.toml"):
-            self.env.note_dependency(str(exercise.folder(SHIPPED_LABS) / source))
+        for source in exercises.WHICH:  # a page is read again when either file changes
+            self.env.note_dependency(str(exercise.edits_file(source)))
         result: list[nodes.Node] = []
         for edit in exercises.edits_for(exercise, which):
             paragraph = nodes.paragraph()

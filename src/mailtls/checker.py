@@ -7,11 +7,14 @@ writes the same as Markdown (``FILE.md``) and JSON (``FILE.json``), with the tim
 fingerprint (the SHA-256 of its CA certificate, new with every lab), for handing in.
 
 A criterion is a function that returns a short note when the lab passes and raises
-:class:`Failed` with the reason when it does not.
+:class:`Failed` with the reason when it does not. Each exercise registers its own, next to its
+edits, in its subpackage of :mod:`mailtls.exercises`; this module holds what they share: how a
+failure is said, the lab's users, and sending through the relay and reading its log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import imaplib
@@ -21,13 +24,16 @@ import smtplib
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailtls.errors import LabError
-from mailtls.exercises import Exercise
 from mailtls.lab import Lab
+
+if TYPE_CHECKING:  # the exercises import this module for what their criteria share
+    from mailtls.exercises import Exercise
 
 TIMEOUT = 10
 DELIVERY_WAIT = 30.0  # seconds for the relay to log what became of a message
@@ -35,9 +41,6 @@ DELIVERY_WAIT = 30.0  # seconds for the relay to log what became of a message
 
 class Failed(Exception):
     """A criterion the lab does not meet; the message says why, for the student."""
-
-
-Criterion = Callable[[Lab], str]
 
 
 @dataclass
@@ -48,136 +51,38 @@ class Result:
 
 
 def alice(lab: Lab) -> tuple[str, str]:
+    """The login and password of the lab's user alice."""
     user = lab.user("alice")
     return user.login, user.password
 
 
-# -- Exercise 1: a certificate from the lab CA -----------------------------------------------------
+def ehlo_extensions(host: str, port: int) -> dict[str, str]:
+    """The extensions an SMTP server offers in its EHLO reply before STARTTLS (RFC 5321, section 4.1.1.1).
 
-
-def selfsigned_offers_starttls(lab: Lab) -> str:
-    with smtplib.SMTP("selfsigned.lab.test", 25, timeout=TIMEOUT) as server:
+    Keys are the extensions' names in lower case (``starttls``, ``auth``), values their parameters.
+    """
+    with smtplib.SMTP(host, port, timeout=TIMEOUT) as server:
         server.ehlo("checker.lab.test")
-        if not server.has_extn("starttls"):
-            raise Failed("selfsigned.lab.test no longer offers STARTTLS on port 25: keep smtpd_tls_security_level = may")
-    return "STARTTLS offered on port 25"
+        return dict(server.esmtp_features)
 
 
-def selfsigned_certificate_from_lab_ca(lab: Lab) -> str:
-    context = lab.ssl_context()
-    context.check_hostname = False  # the name is the next criterion
+@contextlib.contextmanager
+def implicit_tls(port: int, listener: str, handshake_hint: str = "") -> Iterator[None]:
+    """Say as a :class:`Failed` why a connection with implicit TLS (RFC 8314) on ``port`` failed.
+
+    ``listener`` tells how to add the missing listener when nothing listens; ``handshake_hint``,
+    if given, is added to the reason when the port does not start with a TLS handshake.
+    """
     try:
-        with smtplib.SMTP("selfsigned.lab.test", 25, timeout=TIMEOUT) as server:
-            server.starttls(context=context)
-            issuer = dict(item[0] for item in server.sock.getpeercert()["issuer"])["commonName"]
-    except ssl.SSLCertVerificationError as error:
-        raise Failed(f"selfsigned.lab.test still shows a certificate the lab CA did not issue: "
-                     f"{error.verify_message} (error {error.verify_code})") from None
-    return f"issued by {issuer}"
-
-
-def selfsigned_certificate_names_the_host(lab: Lab) -> str:
-    try:
-        with smtplib.SMTP("selfsigned.lab.test", 25, timeout=TIMEOUT) as server:
-            server.starttls(context=lab.ssl_context())
-            version = server.sock.version()
-    except ssl.SSLCertVerificationError as error:
-        raise Failed(f"a client that trusts only the lab CA refuses selfsigned.lab.test: "
-                     f"{error.verify_message} (error {error.verify_code})") from None
-    return f"verified, name checked, {version}"
-
-
-# -- Exercise 2: submission ------------------------------------------------------------------------
-
-
-def submission_refuses_mail_before_tls(lab: Lab) -> str:
-    with smtplib.SMTP("mail.lab.test", 587, timeout=TIMEOUT) as server:
-        server.ehlo("checker.lab.test")
-        code, text = server.mail("checker@lab.test")
-    if (code, text[:5]) != (530, b"5.7.0"):
-        raise Failed(f"port 587 still accepts MAIL before STARTTLS: expected 530 5.7.0, got {code} {text.decode()}")
-    return f"{code} {text.decode()}"
-
-
-def submission_hides_auth_before_tls(lab: Lab) -> str:
-    with smtplib.SMTP("mail.lab.test", 587, timeout=TIMEOUT) as server:
-        server.ehlo("checker.lab.test")
-        if server.has_extn("auth"):
-            raise Failed(f"port 587 offers AUTH ({server.esmtp_features['auth'].strip()}) before STARTTLS, "
-                         "so a client may send a password in clear text")
-    return "no AUTH in the EHLO reply before STARTTLS"
-
-
-def submission_login_after_starttls(lab: Lab) -> str:
-    with smtplib.SMTP("mail.lab.test", 587, timeout=TIMEOUT) as server:
-        server.starttls(context=lab.ssl_context())
-        server.ehlo("checker.lab.test")
-        if not server.has_extn("auth"):
-            raise Failed("port 587 offers no AUTH even after STARTTLS: users could not log in")
-        code, _ = server.login(*alice(lab))
-    return f"alice logged in after STARTTLS ({code})"
-
-
-def submissions_implicit_tls(lab: Lab) -> str:
-    try:
-        with smtplib.SMTP_SSL("mail.lab.test", 465, context=lab.ssl_context(), timeout=TIMEOUT) as server:
-            version = server.sock.version()
-            code, _ = server.login(*alice(lab))
+        yield
     except ConnectionRefusedError:
-        raise Failed("nothing listens on port 465: add the submissions service to master.cf") from None
+        raise Failed(f"nothing listens on port {port}: {listener}") from None
     except ssl.SSLError as error:
-        raise Failed(f"port 465 does not start with TLS ({error.reason or error}): "
-                     "the service needs smtpd_tls_wrappermode=yes") from None
-    except smtplib.SMTPException as error:
-        raise Failed(f"port 465 speaks TLS, but alice cannot log in: {error}") from None
-    return f"{version} from the first byte; alice logged in ({code})"
+        hint = f": {handshake_hint}" if handshake_hint else ""
+        raise Failed(f"port {port} does not start with TLS ({error.reason or error}){hint}") from None
 
 
-# -- Exercise 3: IMAP ------------------------------------------------------------------------------
-
-
-def imap_announces_logindisabled(lab: Lab) -> str:
-    with imaplib.IMAP4("mail.lab.test", 143, timeout=TIMEOUT) as imap:
-        if "LOGINDISABLED" not in imap.capabilities:
-            raise Failed("port 143 does not announce LOGINDISABLED before STARTTLS: plaintext logins are allowed")
-    return "LOGINDISABLED announced"
-
-
-def imap_refuses_plaintext_login(lab: Lab) -> str:
-    login, _ = alice(lab)
-    with imaplib.IMAP4("mail.lab.test", 143, timeout=TIMEOUT) as imap:
-        try:
-            imap.login(login, "not-the-password")  # never the real one in clear text
-        except imaplib.IMAP4.error as error:
-            said = re.sub(r"^b'(.*)'$", r"\1", str(error))  # imaplib quotes the server's bytes
-        else:
-            said = "OK"
-    if "PRIVACYREQUIRED" not in said:
-        raise Failed(f"port 143 checked a password sent in clear text (it answered '{said}'): "
-                     "expected NO [PRIVACYREQUIRED], which refuses it unread")
-    return said
-
-
-def imap_login_after_starttls(lab: Lab) -> str:
-    with imaplib.IMAP4("mail.lab.test", 143, timeout=TIMEOUT) as imap:
-        imap.starttls(ssl_context=lab.ssl_context())
-        status, _ = imap.login(*alice(lab))
-    return f"alice logged in after STARTTLS ({status})"
-
-
-def imaps_implicit_tls(lab: Lab) -> str:
-    try:
-        with imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=lab.ssl_context(), timeout=TIMEOUT) as imap:
-            version = imap.sock.version()
-            status, _ = imap.login(*alice(lab))
-    except ConnectionRefusedError:
-        raise Failed("nothing listens on port 993: add an imaps listener with ssl = yes") from None
-    except ssl.SSLError as error:
-        raise Failed(f"port 993 does not start with TLS ({error.reason or error})") from None
-    return f"{version} from the first byte; alice logged in ({status})"
-
-
-# -- Exercise 4: the relay's per-destination policy ------------------------------------------------
+# -- Sending through the relay and reading its log -------------------------------------------------
 
 
 def through_relay(lab: Lab, recipient: str) -> tuple[str, str]:
@@ -220,157 +125,16 @@ def status_of(line: str) -> str:
     return re.search(r"status=(\w+ \(.*\))", line)[1]  # type: ignore[index]
 
 
-def relay_verifies_mail(lab: Lab) -> str:
-    line, tls = through_relay(lab, "alice@lab.test")
-    if "status=sent" not in line:
-        raise Failed(f"the relay did not deliver to mail.lab.test: {status_of(line)}")
-    if not tls:
-        raise Failed("the relay delivered to mail.lab.test without TLS")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1]  # type: ignore[index]
-    if trust != "Verified":
-        raise Failed(f"the relay delivered to mail.lab.test over TLS it did not verify ({trust}, not Verified): "
-                     "give [mail.lab.test] the level secure in tls_policy")
-    return "Verified TLS connection to mail.lab.test, status=sent"
-
-
-def relay_may_elsewhere(lab: Lab) -> str:
-    notes = []
-    # may: TLS when offered (selfsigned.lab.test offers it), whatever the certificate; else clear text.
-    for host, offers_tls in (("legacy.lab.test", False), ("selfsigned.lab.test", True)):
-        line, tls = through_relay(lab, f"student@{host}")
-        if "status=sent" not in line:
-            raise Failed(f"the relay no longer delivers to {host} ({status_of(line)}): "
-                         "destinations other than mail.lab.test must stay at may")
-        if offers_tls and not tls:
-            raise Failed(f"the relay delivered to {host} in clear text although it offers STARTTLS: "
-                         "may uses TLS when the server offers it")
-        trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else ""  # type: ignore[index]
-        notes.append(f"{host}: sent, {trust + ' TLS' if trust else 'no TLS'}")
-    return "; ".join(notes)
-
-
-# -- Exercise 5: STRIPTLS and the client's defence -------------------------------------------------
-
-
-def with_wiretap(lab: Lab, mode: str, recipient: str) -> tuple[str, str, list[dict]]:
-    """Send through the relay with the wiretap in ``mode``; (status line, TLS line, what it saw)."""
-    previous = lab.wiretap_mode
-    mark = len(lab.transcript())
-    lab.set_wiretap_mode(mode)
-    try:
-        line, tls = through_relay(lab, recipient)
-    finally:
-        lab.set_wiretap_mode(previous)
-    return line, tls, lab.transcript()[mark:]
-
-
-def relay_resists_striptls(lab: Lab) -> str:
-    line, tls, seen = with_wiretap(lab, "strip", "alice@lab.test")
-    said_in_clear = [entry["text"] for entry in seen if entry.get("from") == "client" and "text" in entry]
-    if any(text.upper().startswith("DATA") for text in said_in_clear) or "status=sent" in line and not tls:
-        raise Failed("with STARTTLS stripped, the relay sent the message in clear text through mitm.lab.test "
-                     "(the wiretap's transcript shows DATA): it must require TLS for this next hop")
-    if "status=sent" in line:
-        raise Failed("with STARTTLS stripped, the relay still delivered the message: it should have deferred it")
-    return f"the relay refused to go on in clear text: {status_of(line)}"
-
-
-def relay_verifies_through_the_path(lab: Lab) -> str:
-    line, tls, _ = with_wiretap(lab, "pass", "alice@lab.test")
-    if "status=sent" not in line:
-        raise Failed(f"with the wiretap passing traffic untouched, the relay did not deliver: {status_of(line)}")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else "no"  # type: ignore[index]
-    if trust != "Verified":
-        raise Failed(f"the relay delivered with {trust} TLS: it must verify that the certificate is "
-                     "mail.lab.test's (level secure, match=mail.lab.test)")
-    return "Verified TLS, mail.lab.test's certificate, status=sent"
-
-
-# -- Exercise 6: protocol versions -----------------------------------------------------------------
-
-
-def old_client(version: ssl.TLSVersion) -> ssl.SSLContext:
-    """A client that speaks only ``version``, as an old one would (SHA-1 signatures allowed)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the version is what is checked here, not the certificate
-    context.minimum_version = context.maximum_version = version
-    context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    return context
-
-
-def handshake(where: str, context: ssl.SSLContext) -> str | None:
-    """The version agreed on the port, or None if the server refused the handshake."""
-    host, port = "mail.lab.test", int(where)
-    try:
-        if port == 587:
-            with smtplib.SMTP(host, port, timeout=TIMEOUT) as server:
-                server.starttls(context=context)
-                return server.sock.version()
-        if port == 465:
-            with smtplib.SMTP_SSL(host, port, context=context, timeout=TIMEOUT) as server:
-                return server.sock.version()
-        with imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=TIMEOUT) as imap:
-            return imap.sock.version()
-    except (ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionResetError, imaplib.IMAP4.abort):
-        return None
-
-
-def refuses_old_versions(port: str) -> Criterion:
-    def criterion(lab: Lab) -> str:
-        import warnings
-
-        with warnings.catch_warnings():  # ssl warns that TLS 1.0 and 1.1 are deprecated: that is the point
-            warnings.simplefilter("ignore", DeprecationWarning)
-            accepted = [v.name.replace("_", ".") for v in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
-                        if handshake(port, old_client(v))]
-        if accepted:
-            raise Failed(f"port {port} still accepts {' and '.join(accepted)}: expected a refused handshake "
-                         "(TLS 1.2 is the oldest version RFC 8996 allows)")
-        modern = handshake(port, lab.ssl_context())
-        if modern is None:
-            raise Failed(f"port {port} refuses TLS 1.2 and 1.3 too: clients could not connect at all")
-        return f"TLS 1.0 and 1.1 refused; a current client gets {modern}"
-    return criterion
-
-
-CRITERIA: dict[str, list[tuple[str, Criterion]]] = {
-    "certificate": [
-        ("selfsigned.lab.test offers STARTTLS on port 25", selfsigned_offers_starttls),
-        ("its certificate was issued by the lab CA", selfsigned_certificate_from_lab_ca),
-        ("a client that trusts only the lab CA accepts it, name included", selfsigned_certificate_names_the_host),
-    ],
-    "submission": [
-        ("port 587 refuses MAIL before STARTTLS (530 5.7.0)", submission_refuses_mail_before_tls),
-        ("port 587 offers no AUTH before STARTTLS", submission_hides_auth_before_tls),
-        ("port 587 lets users log in after STARTTLS", submission_login_after_starttls),
-        ("port 465 speaks TLS from the first byte, and users log in there", submissions_implicit_tls),
-    ],
-    "imap": [
-        ("port 143 announces LOGINDISABLED before STARTTLS", imap_announces_logindisabled),
-        ("port 143 refuses a plaintext LOGIN before STARTTLS ([PRIVACYREQUIRED])", imap_refuses_plaintext_login),
-        ("port 143 lets users log in after STARTTLS", imap_login_after_starttls),
-        ("port 993 speaks TLS from the first byte, and users log in there", imaps_implicit_tls),
-    ],
-    "relay-policy": [
-        ("the relay verifies mail.lab.test (level secure) and delivers", relay_verifies_mail),
-        ("the relay keeps may for legacy.lab.test and selfsigned.lab.test", relay_may_elsewhere),
-    ],
-    "striptls": [
-        ("with STARTTLS stripped, the relay sends nothing in clear text", relay_resists_striptls),
-        ("without the attack, the relay delivers over TLS verified as mail.lab.test", relay_verifies_through_the_path),
-    ],
-    "protocols": [
-        ("port 587 (STARTTLS required) refuses TLS 1.0 and 1.1", refuses_old_versions("587")),
-        ("port 465 (implicit TLS) refuses TLS 1.0 and 1.1", refuses_old_versions("465")),
-        ("port 993 (IMAPS) refuses TLS 1.0 and 1.1", refuses_old_versions("993")),
-    ],
-}
+# -- Running an exercise's criteria, and the report ------------------------------------------------
 
 
 def check(exercise: Exercise, lab: Lab) -> list[Result]:
+    """Each of the exercise's criteria, in order, passed or failed with the reason.
+
+    Raises LabError when a criterion needs root (the wiretap) and the checker runs without it.
+    """
     results = []
-    for title, criterion in CRITERIA[exercise.name]:
+    for title, criterion in exercise.criteria:
         try:
             results.append(Result(title, True, criterion(lab)))
         except Failed as failure:
@@ -410,6 +174,7 @@ def write_report(path: Path, exercise: Exercise, lab: Lab, results: list[Result]
 
 
 def print_results(exercise: Exercise, results: list[Result]) -> None:
+    """Print the results for the student, one criterion with its detail a line each."""
     print(f"Exercise {exercise.number}: {exercise.title}")
     for result in results:
         print(f"  [{'passed' if result.passed else 'FAILED'}] {result.criterion}")
