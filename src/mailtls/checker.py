@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mailtls import maillog
 from mailtls.backends import LabError
 from mailtls.exercises import Exercise
 from mailtls.lab import Lab
@@ -193,9 +194,9 @@ def through_relay(lab: Lab, recipient: str) -> tuple[str, str]:
     deadline = time.monotonic() + DELIVERY_WAIT
     while time.monotonic() < deadline:
         lines = lab.log("relay.lab.test").splitlines()
-        for number, line in enumerate(lines):
-            if f"{queue_id}: to=<{recipient}>" in line and "status=" in line:
-                return line, tls_line_before(lines, number)
+        number = maillog.find_delivery(lines, queue_id, recipient)
+        if number is not None:
+            return lines[number], tls_line_before(lines, number)
         time.sleep(0.3)
     raise Failed(f"the relay did not try to deliver the message for {recipient} within {DELIVERY_WAIT:.0f} s")
 
@@ -205,28 +206,31 @@ def tls_line_before(lines: list[str], number: int) -> str:
 
     One smtp process makes many deliveries, so the search stops at that process's previous one.
     """
-    process = re.search(r" (\S+\[\d+\]):", lines[number])[1]  # type: ignore[index]
-    for earlier in reversed(lines[:number]):
-        if f" {process}:" not in earlier:
-            continue
-        if "TLS connection established to" in earlier:
-            return earlier
-        if "status=" in earlier:
-            return ""
-    return ""
+    earlier = maillog.tls_before(lines, number)
+    return "" if earlier is None else lines[earlier]
 
 
 def status_of(line: str) -> str:
-    return re.search(r"status=(\w+ \(.*\))", line)[1]  # type: ignore[index]
+    return maillog.delivery(line).outcome  # type: ignore[union-attr]
+
+
+def sent(line: str) -> bool:
+    """True when the delivery logged on ``line`` succeeded (status=sent)."""
+    return maillog.delivery(line).status == "sent"  # type: ignore[union-attr]
+
+
+def trust_of(tls: str) -> str:
+    """Anonymous, Untrusted, Trusted or Verified, from a TLS line; "" for no line."""
+    return maillog.tls_connection(tls).trust if tls else ""  # type: ignore[union-attr]
 
 
 def relay_verifies_mail(lab: Lab) -> str:
     line, tls = through_relay(lab, "alice@lab.test")
-    if "status=sent" not in line:
+    if not sent(line):
         raise Failed(f"the relay did not deliver to mail.lab.test: {status_of(line)}")
     if not tls:
         raise Failed("the relay delivered to mail.lab.test without TLS")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1]  # type: ignore[index]
+    trust = trust_of(tls)
     if trust != "Verified":
         raise Failed(f"the relay delivered to mail.lab.test over TLS it did not verify ({trust}, not Verified): "
                      "give [mail.lab.test] the level secure in tls_policy")
@@ -238,13 +242,13 @@ def relay_may_elsewhere(lab: Lab) -> str:
     # may: TLS when offered (selfsigned.lab.test offers it), whatever the certificate; else clear text.
     for host, offers_tls in (("legacy.lab.test", False), ("selfsigned.lab.test", True)):
         line, tls = through_relay(lab, f"student@{host}")
-        if "status=sent" not in line:
+        if not sent(line):
             raise Failed(f"the relay no longer delivers to {host} ({status_of(line)}): "
                          "destinations other than mail.lab.test must stay at may")
         if offers_tls and not tls:
             raise Failed(f"the relay delivered to {host} in clear text although it offers STARTTLS: "
                          "may uses TLS when the server offers it")
-        trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else ""  # type: ignore[index]
+        trust = trust_of(tls)
         notes.append(f"{host}: sent, {trust + ' TLS' if trust else 'no TLS'}")
     return "; ".join(notes)
 
@@ -267,19 +271,19 @@ def with_wiretap(lab: Lab, mode: str, recipient: str) -> tuple[str, str, list[di
 def relay_resists_striptls(lab: Lab) -> str:
     line, tls, seen = with_wiretap(lab, "strip", "alice@lab.test")
     said_in_clear = [entry["text"] for entry in seen if entry.get("from") == "client" and "text" in entry]
-    if any(text.upper().startswith("DATA") for text in said_in_clear) or "status=sent" in line and not tls:
+    if any(text.upper().startswith("DATA") for text in said_in_clear) or sent(line) and not tls:
         raise Failed("with STARTTLS stripped, the relay sent the message in clear text through mitm.lab.test "
                      "(the wiretap's transcript shows DATA): it must require TLS for this next hop")
-    if "status=sent" in line:
+    if sent(line):
         raise Failed("with STARTTLS stripped, the relay still delivered the message: it should have deferred it")
     return f"the relay refused to go on in clear text: {status_of(line)}"
 
 
 def relay_verifies_through_the_path(lab: Lab) -> str:
     line, tls, _ = with_wiretap(lab, "pass", "alice@lab.test")
-    if "status=sent" not in line:
+    if not sent(line):
         raise Failed(f"with the wiretap passing traffic untouched, the relay did not deliver: {status_of(line)}")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else "no"  # type: ignore[index]
+    trust = trust_of(tls) or "no"
     if trust != "Verified":
         raise Failed(f"the relay delivered with {trust} TLS: it must verify that the certificate is "
                      "mail.lab.test's (level secure, match=mail.lab.test)")
