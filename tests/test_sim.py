@@ -24,6 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course import LANGUAGES, ROOT, notebook_names, run_notebook
+from mailtls import maillog, smtp_reply
+from mailtls.config import LabConfig
+from mailtls.hosts import host
 
 NAMES = notebook_names()
 
@@ -110,10 +113,9 @@ def test_imapd_answers_any_input(sim_lab, conversation: list[bytes], port: int) 
 def greeted_and_ehlo(sock) -> BinaryIO:
     """Read a simulated SMTP server's greeting, send EHLO and read its whole reply; the reader."""
     reader = sock.makefile("rb")
-    reader.readline()
+    smtp_reply.read(reader.readline)
     sock.sendall(b"EHLO x\r\n")
-    while reader.readline()[3:4] == b"-":
-        pass
+    smtp_reply.read(reader.readline)
     return reader
 
 
@@ -140,8 +142,6 @@ def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine
     ``mail.lab.test``'s certificate; a context with the lab's CA refuses them with OpenSSL's
     codes 18 and 62.
     """
-    from mailtls.config import LabConfig
-    from mailtls.hosts import host
     from mailtls.sim import network, tls
 
     monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
@@ -169,6 +169,38 @@ def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine
         refusals.append((refused.value.verify_code, refused.value.verify_message))
     assert refusals == [(18, "self-signed certificate"),
                         (62, "Hostname mismatch, certificate is not valid for 'mitm.lab.test'.")]
+
+
+def test_the_relay_logs_what_the_checker_reads(sim_lab) -> None:
+    """The simulated relay's log, read with :mod:`mailtls.maillog` as the checker reads the real one.
+
+    Every line it writes is a Postfix line of a kind the module knows; a delivery through it is
+    found by queue id and recipient, with its status and the TLS connection logged before it.
+    """
+    from mailtls.sim import network
+
+    with network.open_connection(LabConfig().address(host("relay.lab.test")), 25, timeout=10) as sock:
+        reader = greeted_and_ehlo(sock)
+        codes = []
+        for command in (b"MAIL FROM:<checker@relay.lab.test>", b"RCPT TO:<alice@lab.test>", b"DATA",
+                        b"Subject: log\r\n\r\nA test.\r\n."):
+            sock.sendall(command + b"\r\n")
+            reply = smtp_reply.read(reader.readline)
+            codes.append(reply.code)
+    assert codes == [250, 250, 354, 250]
+    queue_id = reply.text.rpartition(" ")[2]
+    lines = sim_lab.log_file("relay.lab.test").read_text().splitlines()
+    kinds = (maillog.QueueActive, maillog.Delivery, maillog.TlsConnection, maillog.VerificationFailed)
+    unread = [line for line in lines
+              if (parsed := maillog.LogLine.parse(line)) is None or not any(kind.parse(parsed.text) for kind in kinds)]
+    assert lines and not unread
+    number = maillog.find_delivery(lines, queue_id, "alice@lab.test")
+    assert number is not None
+    delivery = maillog.delivery(lines[number])
+    assert (delivery.status, delivery.dsn, delivery.reason.split(" ")[:2]) == ("sent", "2.0.0", ["250", "2.0.0"])
+    tls = maillog.tls_before(lines, number)
+    assert tls is not None and maillog.tls_connection(lines[tls]).where == delivery.relay
+    assert maillog.LogLine.parse(lines[tls]).process == maillog.LogLine.parse(lines[number]).process
 
 
 # -- The same conversations, real and simulated ---------------------------------------------------
@@ -261,7 +293,7 @@ def converse(open_socket: Callable[[str, int], socket.socket], context: ssl.SSLC
             lines.append(line.decode("latin-1").rstrip("\r\n"))
             if imap and (tag is None or line.startswith(f"{tag} ".encode()) or line.startswith(b"+ ")):
                 break
-            if not imap and line[3:4] != b"-":
+            if not imap and not smtp_reply.is_continued(line):
                 break
         return normalise("\n".join(lines))
 

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailtls import maillog
 from mailtls.errors import LabError
 from mailtls.lab import Lab
 
@@ -98,9 +99,9 @@ def through_relay(lab: Lab, recipient: str) -> tuple[str, str]:
     deadline = time.monotonic() + DELIVERY_WAIT
     while time.monotonic() < deadline:
         lines = lab.log("relay.lab.test").splitlines()
-        for number, line in enumerate(lines):
-            if f"{queue_id}: to=<{recipient}>" in line and "status=" in line:
-                return line, tls_line_before(lines, number)
+        number = maillog.find_delivery(lines, queue_id, recipient)
+        if number is not None:
+            return lines[number], tls_line_before(lines, number)
         time.sleep(0.3)
     raise Failed(f"the relay did not try to deliver the message for {recipient} within {DELIVERY_WAIT:.0f} s")
 
@@ -110,19 +111,22 @@ def tls_line_before(lines: list[str], number: int) -> str:
 
     One smtp process makes many deliveries, so the search stops at that process's previous one.
     """
-    process = re.search(r" (\S+\[\d+\]):", lines[number])[1]  # type: ignore[index]
-    for earlier in reversed(lines[:number]):
-        if f" {process}:" not in earlier:
-            continue
-        if "TLS connection established to" in earlier:
-            return earlier
-        if "status=" in earlier:
-            return ""
-    return ""
+    earlier = maillog.tls_before(lines, number)
+    return "" if earlier is None else lines[earlier]
 
 
 def status_of(line: str) -> str:
-    return re.search(r"status=(\w+ \(.*\))", line)[1]  # type: ignore[index]
+    return maillog.delivery(line).outcome  # type: ignore[union-attr]
+
+
+def sent(line: str) -> bool:
+    """True when the delivery logged on ``line`` succeeded (status=sent)."""
+    return maillog.delivery(line).status == "sent"  # type: ignore[union-attr]
+
+
+def trust_of(tls: str) -> str:
+    """Anonymous, Untrusted, Trusted or Verified, from a TLS line; "" for no line."""
+    return maillog.tls_connection(tls).trust if tls else ""  # type: ignore[union-attr]
 
 
 # -- Running an exercise's criteria, and the report ------------------------------------------------

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailtls.smtp_reply import ReplyReader, is_continued, split_line
+
 LINE_LIMIT = 64 * 1024  # longer than any legitimate SMTP or IMAP line
 CHUNK = 64 * 1024
 
@@ -82,7 +84,7 @@ IMAP_STARTTLS_WORD = re.compile(rb" STARTTLS(?=[ \]\r\n])", re.IGNORECASE)
 def strip_smtp_reply(lines: list[bytes]) -> list[bytes]:
     """An EHLO reply without its ``250-STARTTLS`` line; the last line keeps the final ``250 `` form."""
     kept = [line for line in lines if not SMTP_STARTTLS_LINE.match(line)]
-    if kept and len(kept) < len(lines) and kept[-1][3:4] == b"-":
+    if kept and len(kept) < len(lines) and is_continued(kept[-1]):
         kept[-1] = kept[-1][:3] + b" " + kept[-1][4:]
     return kept or lines
 
@@ -176,7 +178,7 @@ class Relay:
         self.raw = mode is Mode.PASS or route.protocol == "tls"  # relay bytes, not lines
         self.from_client_buffer = b""
         self.from_server_buffer = b""
-        self.reply: list[bytes] = []  # the lines of an SMTP reply read so far
+        self.replies = ReplyReader()  # the server's SMTP replies, line by line
         self.awaiting: bytes | None = None  # the tag of a STARTTLS whose answer is awaited
 
     def note(self, sender: str, **data: Any) -> None:
@@ -212,10 +214,13 @@ class Relay:
         self.from_server_buffer += data
         back = upstream = b""
         while not self.raw and (line := self.take_line("from_server_buffer")):
-            self.reply.append(line)
-            if self.route.protocol == "smtp" and line[3:4] == b"-":
-                continue  # more lines of this reply to come
-            reply, self.reply = self.reply, []
+            if self.route.protocol == "smtp":
+                whole = self.replies.add_line(line)
+                if whole is None:
+                    continue  # more lines of this reply to come
+                reply = list(whole.lines)
+            else:
+                reply = [line]
             if self.mode is Mode.STRIP:
                 reply = strip_smtp_reply(reply) if self.route.protocol == "smtp" else [strip_imap_line(x) for x in reply]
             for line in reply:
@@ -238,13 +243,9 @@ class Relay:
 
     def take_line(self, buffer: str) -> bytes:
         """The next line of a buffer, with its line ending; an over-long line goes on in pieces."""
-        data: bytes = getattr(self, buffer)
-        end = data.find(b"\n")
-        if end < 0 and len(data) < LINE_LIMIT:
-            return b""
-        cut = end + 1 if 0 <= end < LINE_LIMIT else LINE_LIMIT
-        setattr(self, buffer, data[cut:])
-        return data[:cut]
+        line, rest = split_line(getattr(self, buffer), LINE_LIMIT)
+        setattr(self, buffer, rest)
+        return line
 
 
 class Session:

@@ -30,7 +30,7 @@ from tlslite.constants import CipherSuite  # noqa: E402
 from tlslite.errors import TLSAbruptCloseError, TLSError  # noqa: E402
 from tlslite.utils.keyfactory import parsePEMKey  # noqa: E402
 
-from mailtls.sim.network import SocketLike  # noqa: E402
+from mailtls.sim.sockets import SocketLike  # noqa: E402
 from mailtls.sim.x509 import Certificate, VerificationError, pem_certificates, verify_chain, verify_name  # noqa: E402
 
 VERSION_NAMES = {(3, 1): "TLSv1", (3, 2): "TLSv1.1", (3, 3): "TLSv1.2", (3, 4): "TLSv1.3"}

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 from mailtls.sim.config import DovecotConfig
-from mailtls.sim.smtpd import Reply
+from mailtls.sim.session import Reply
 
 PRE_LOGIN = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
 POST_LOGIN = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "

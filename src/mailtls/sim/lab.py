@@ -16,9 +16,9 @@ import ssl
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from mailtls import runtime, wiretap
+from mailtls import maillog, runtime, smtp_reply, wiretap
 from mailtls.config import LabConfig
 from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
@@ -26,6 +26,7 @@ from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
 from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
+from mailtls.sim.sockets import SocketLike
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
 
 # The simulated lab is the single lab of a machine, at the real lab's addresses.
@@ -37,11 +38,9 @@ LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 
 
 def tls_summary(tls: Any, resumed: bool = False) -> str:
-    """How Postfix describes a TLS session in its logs and Received headers."""
+    """How Postfix describes a TLS session (an ``ssl`` or tlslite one) in its logs and Received headers."""
     name, _, bits = tls.cipher()
-    summary = f"{tls.version()} with cipher {name} ({bits}/{bits} bits) key-exchange X25519 " \
-              "server-signature ECDSA (prime256v1)"
-    return summary if resumed else summary + " server-digest SHA256"
+    return maillog.tls_summary(tls.version(), name, bits, resumed)
 
 
 class SimLab:
@@ -84,9 +83,10 @@ class SimLab:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
 
     def log(self, host_name: str, program: str, text: str) -> None:
-        stamp = dt.datetime.now().strftime("%b %d %H:%M:%S")
+        """Append a line to the host's Postfix log, as ``maillog_file`` gets it (see :mod:`mailtls.maillog`)."""
+        line = maillog.LogLine.now(host_name.split(".")[0], program, threading.get_ident() % 100000, text)
         with self.lock, self.log_file(host_name).open("a") as log:
-            log.write(f"{stamp} {host_name.split('.')[0]} {program}[{threading.get_ident() % 100000}]: {text}\n")
+            log.write(line.format() + "\n")
 
     def authenticate(self, login: str, password: str) -> bool:
         return self.passwords.get(login) == password
@@ -130,8 +130,8 @@ class SimLab:
         queue_id = new_queue_id()
         received = self.received_header(host, session, queue_id, envelope)
         message = received + envelope.content
-        self.log(host.name, "postfix/qmgr", f"{queue_id}: from=<{envelope.sender}>, size={len(message)}, "
-                                             f"nrcpt={len(envelope.recipients)} (queue active)")
+        self.log(host.name, "postfix/qmgr",
+                 maillog.QueueActive(queue_id, envelope.sender, len(message), len(envelope.recipients)).format())
         for recipient in envelope.recipients:
             domain = recipient.lower().rpartition("@")[2]
             if self.recipients[host.name].is_local(domain):
@@ -182,20 +182,19 @@ class SimLab:
         target = nexthop.strip("[]")
         target_host = next(h for h in HOSTS if h.name == target)
         where = f"{target}[{address(target_host)}]:25"
-        relay_text = f"relay={where}"
 
         def status(dsn: str, state: str, text: str) -> None:
-            self.log(host.name, program, f"{queue_id}: to=<{recipient}>, {relay_text}, delay=0.01, "
-                                         f"delays=0/0/0/0, dsn={dsn}, status={state} ({text})")
+            self.log(host.name, program,
+                     maillog.Delivery(queue_id, recipient, where, "0.01", "0/0/0/0", dsn, state, text).format())
 
         sock = network.open_connection(address(target_host), 25, client_address=address(host), timeout=30)
         reader = sock.makefile("rb")
         try:
-            read_reply(reader)
+            smtp_reply.read(reader.readline)
             offered = ehlo(sock, reader, host.name)
             if level != "none" and "STARTTLS" in offered:
                 sock.sendall(b"STARTTLS\r\n")
-                read_reply(reader)
+                smtp_reply.read(reader.readline)
                 sock, trust, reason = self.client_tls(sock, transport, target, level, match, host, program, where)
                 reader = sock.makefile("rb")
                 if level in ("verify", "secure") and trust != "Verified":
@@ -207,19 +206,21 @@ class SimLab:
                 return
             for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"):
                 sock.sendall(command.encode() + b"\r\n")
-                code, text = read_reply(reader)
+                reply = smtp_reply.read(reader.readline)
+                code, text = reply.code, reply.text
                 if code >= 400:
                     status(f"{code // 100}.0.0", "deferred" if code < 500 else "bounced", f"host {where} said: {text}")
                     return
             body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n"))
             sock.sendall(body.rstrip(b"\r\n") + b"\r\n.\r\n")
-            code, text = read_reply(reader)
+            reply = smtp_reply.read(reader.readline)
+            code, text = reply.code, reply.text
             status(text.split(" ", 1)[0] if code < 400 else "4.0.0", "sent" if code < 400 else "deferred", f"{code} {text}")
             sock.sendall(b"QUIT\r\n")
         finally:
             sock.close()
 
-    def client_tls(self, sock: network.SocketLike, transport: str, target: str, level: str, match: str, host: Host,
+    def client_tls(self, sock: SocketLike, transport: str, target: str, level: str, match: str, host: Host,
                    program: str, where: str) -> tuple[Any, str, str]:
         """STARTTLS as Postfix's client does it: handshake first, then judge the certificate."""
         key = f"{transport}&[{target}]"
@@ -232,9 +233,9 @@ class SimLab:
         resumed = tls.session_reused
         trust, reason = judge(tls.getpeercert(binary_form=True), self.files / "ca.pem", match or target)
         if level in ("verify", "secure") and trust != "Verified":
-            self.log(host.name, program, f"certificate verification failed for {where}: {reason}")
+            self.log(host.name, program, maillog.VerificationFailed(where, reason).format())
         word = "Trusted" if trust == "Verified" and level not in ("verify", "secure") else trust
-        self.log(host.name, program, f"{word} TLS connection established to {where}: {tls_summary(tls, resumed)}")
+        self.log(host.name, program, maillog.TlsConnection(word, where, tls_summary(tls, resumed)).format())
         tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
         tls.makefile("rb").readline()
         if tls.session is not None:
@@ -349,21 +350,7 @@ def judge(der: bytes, ca_file: Path, name: str) -> tuple[str, str]:
     return "Verified", ""
 
 
-def read_reply(reader) -> tuple[int, str]:
-    lines = []
-    while True:
-        line = reader.readline().decode("latin-1").rstrip("\r\n")
-        lines.append(line)
-        if len(line) < 4 or line[3] != "-":
-            break
-    return int(lines[-1][:3] or 0), lines[-1][4:]
-
-
-def ehlo(sock: network.SocketLike, reader, name: str) -> list[str]:
+def ehlo(sock: SocketLike, reader: BinaryIO, name: str) -> list[str]:
+    """Send EHLO; the reply's lines after the code, upper-cased (the host name, then the extensions)."""
     sock.sendall(f"EHLO {name}\r\n".encode())
-    offered = []
-    while True:
-        line = reader.readline().decode("latin-1").rstrip("\r\n")
-        offered.append(line[4:].upper())
-        if len(line) < 4 or line[3] != "-":
-            return offered
+    return [text.upper() for text in smtp_reply.read(reader.readline).texts]

@@ -15,13 +15,14 @@ certificate checks are real.
 from __future__ import annotations
 
 import errno
-import io
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from mailtls.config import LabConfig
-from mailtls.sim.smtpd import Reply
+from mailtls.sim import tls
+from mailtls.sim.session import LineSession, Reply
+from mailtls.sim.sockets import SocketLike
 
 BUFFER_LIMIT = 1 << 20
 
@@ -64,69 +65,6 @@ class Connection:
 
     def close(self) -> None:
         self.closed_by_server = True
-
-
-class SocketLike:
-    """What smtplib, imaplib and tlslite use of a socket, on top of ``recv`` and ``sendall``."""
-
-    family, type, proto = socket.AF_INET, socket.SOCK_STREAM, 0
-    _timeout: float | None = None
-
-    def recv(self, size: int, flags: int = 0) -> bytes:
-        raise NotImplementedError
-
-    def sendall(self, data: bytes, flags: int = 0) -> None:
-        raise NotImplementedError
-
-    def send(self, data: bytes, flags: int = 0) -> int:
-        self.sendall(data)
-        return len(data)
-
-    def recv_into(self, buffer: Any, size: int = 0, flags: int = 0) -> int:
-        data = self.recv(size or len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def makefile(self, mode: str = "r", buffering: int | None = None, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_Reader(self))
-
-    def settimeout(self, timeout: float | None) -> None:
-        self._timeout = timeout
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        self._timeout = None if flag else 0.0
-
-    def setsockopt(self, *args: Any) -> None:
-        pass
-
-    def fileno(self) -> int:
-        return -1
-
-    def shutdown(self, how: int) -> None:
-        pass
-
-    def __enter__(self) -> SocketLike:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class _Reader(io.RawIOBase):
-    def __init__(self, sock: SocketLike) -> None:
-        self.sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self.sock.recv_into(buffer)
 
 
 class VirtualSocket(SocketLike):
@@ -202,8 +140,7 @@ def _create_connection(address: tuple[str, int], timeout: Any = socket._GLOBAL_D
 
 
 def install() -> None:
-    from mailtls.sim import tls
-
+    """Reach the lab's addresses through this network, and TLS on it (see :mod:`mailtls.sim.tls`)."""
     socket.create_connection = _create_connection
     tls.install()
 
@@ -218,7 +155,7 @@ class LineServer:
     (see :mod:`mailtls.sim.tls`); ``on_tls`` hears of each finished handshake.
     """
 
-    def __init__(self, connection: Connection, session: Any, start_tls: Callable[[Callable[[bytes], None]], Any] | None,
+    def __init__(self, connection: Connection, session: LineSession, start_tls: Callable[[Callable[[bytes], None]], Any] | None,
                  implicit_tls: bool, on_tls: Callable[[Any], None] | None = None) -> None:
         self.connection = connection
         self.session = session

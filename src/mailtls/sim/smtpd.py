@@ -17,17 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailtls.sim.config import PostfixConfig, words
+from mailtls.sim.session import Reply
 
 LINE_LIMIT = 2048  # Postfix's line_length_limit
 PRE_TLS_COMMANDS = {"EHLO", "HELO", "STARTTLS", "NOOP", "QUIT", "XCLIENT", "XFORWARD"}
 NOT_RECOGNIZED = b"500 5.5.2 Error: command not recognized\r\n"
-
-
-@dataclass
-class Reply:
-    data: bytes
-    start_tls: bool = False
-    close: bool = False
 
 
 @dataclass

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mailtls.sim.network import SocketLike
+from mailtls.sim.sockets import SocketLike
 
 CHUNK = 1 << 16
 # In the browser the ``ssl`` module cannot do TLS; CPython can use tlslite too, to test that path.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 
-from mailtls.checker import Failed, status_of, through_relay
+from mailtls.checker import Failed, sent, status_of, through_relay, trust_of
 from mailtls.exercises.exercise import Exercise
 from mailtls.lab import Lab
 
@@ -16,11 +15,11 @@ EXERCISE = Exercise(4, "relay-policy", "A per-destination TLS policy on the rela
 def relay_verifies_mail(lab: Lab) -> str:
     """Mail for alice@lab.test leaves over a Verified TLS connection (postconf(5), smtp_tls_policy_maps)."""
     line, tls = through_relay(lab, "alice@lab.test")
-    if "status=sent" not in line:
+    if not sent(line):
         raise Failed(f"the relay did not deliver to mail.lab.test: {status_of(line)}")
     if not tls:
         raise Failed("the relay delivered to mail.lab.test without TLS")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1]  # type: ignore[index]
+    trust = trust_of(tls)
     if trust != "Verified":
         raise Failed("the relay delivered to mail.lab.test over TLS it did not verify "
                      f"({trust}, not Verified): give [mail.lab.test] the level secure in tls_policy")
@@ -34,12 +33,12 @@ def relay_may_elsewhere(lab: Lab) -> str:
     # may: TLS when offered (selfsigned.lab.test offers it), whatever the certificate; else clear text.
     for host, offers_tls in (("legacy.lab.test", False), ("selfsigned.lab.test", True)):
         line, tls = through_relay(lab, f"student@{host}")
-        if "status=sent" not in line:
+        if not sent(line):
             raise Failed(f"the relay no longer delivers to {host} ({status_of(line)}): "
                          "destinations other than mail.lab.test must stay at may")
         if offers_tls and not tls:
             raise Failed(f"the relay delivered to {host} in clear text although it offers STARTTLS: "
                          "may uses TLS when the server offers it")
-        trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else ""  # type: ignore[index]
+        trust = trust_of(tls)
         notes.append(f"{host}: sent, {trust + ' TLS' if trust else 'no TLS'}")
     return "; ".join(notes)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 
-from mailtls.checker import Failed, status_of, through_relay
+from mailtls.checker import Failed, sent, status_of, through_relay, trust_of
 from mailtls.exercises.exercise import Exercise
 from mailtls.lab import Lab
 
@@ -32,10 +31,10 @@ def relay_resists_striptls(lab: Lab) -> str:
     """With STARTTLS stripped by the wiretap, the relay defers the message instead of sending it in clear."""
     line, tls, seen = with_wiretap(lab, "strip", "alice@lab.test")
     said_in_clear = [entry["text"] for entry in seen if entry.get("from") == "client" and "text" in entry]
-    if any(text.upper().startswith("DATA") for text in said_in_clear) or "status=sent" in line and not tls:
+    if any(text.upper().startswith("DATA") for text in said_in_clear) or sent(line) and not tls:
         raise Failed("with STARTTLS stripped, the relay sent the message in clear text through mitm.lab.test "
                      "(the wiretap's transcript shows DATA): it must require TLS for this next hop")
-    if "status=sent" in line:
+    if sent(line):
         raise Failed("with STARTTLS stripped, the relay still delivered the message: "
                      "it should have deferred it")
     return f"the relay refused to go on in clear text: {status_of(line)}"
@@ -45,10 +44,10 @@ def relay_resists_striptls(lab: Lab) -> str:
 def relay_verifies_through_the_path(lab: Lab) -> str:
     """With the wiretap passing traffic, the relay verifies mail.lab.test's certificate (secure, match=)."""
     line, tls, _ = with_wiretap(lab, "pass", "alice@lab.test")
-    if "status=sent" not in line:
+    if not sent(line):
         raise Failed("with the wiretap passing traffic untouched, the relay did not deliver: "
                      f"{status_of(line)}")
-    trust = re.search(r": (\w+) TLS connection established", tls)[1] if tls else "no"  # type: ignore[index]
+    trust = trust_of(tls) or "no"
     if trust != "Verified":
         raise Failed(f"the relay delivered with {trust} TLS: it must verify that the certificate is "
                      "mail.lab.test's (level secure, match=mail.lab.test)")
