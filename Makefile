@@ -76,7 +76,11 @@ linkcheck: $(BIN)/.installed
 notebooks: debian-packages $(BIN)/.installed
 	$(BIN)/python -m mailtls notebooks --port $(NOTEBOOK_PORT)
 
+# The lint first (pyproject.toml's [tool.ruff]): it takes a second, the tests half an hour.
+LINTED     := src tests benchmarks tools docs/_ext conf.py
+
 test: debian-packages $(BIN)/.installed browser-assets
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest
 
 benchmarks: $(BIN)/.installed browser-assets

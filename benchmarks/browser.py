@@ -11,17 +11,19 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
+from measure import folder_size, machine
 from site_build import CHAPTER, build, page_weight
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
+
+from helpers.web import offline_notebooks_command
+
 ROUNDS = 3
 HANDSHAKE_CODE = """
 import smtplib, ssl, time
@@ -39,34 +41,32 @@ print("handshakes (ms):", " ".join(f"{t * 1000:.0f}" for t in times))
 
 
 def in_chromium(site: Path, paths: list[str]) -> list[dict]:
-    namespace = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+    """Each path opened in Chromium offline: ``tests/browser_notebooks.py``'s report."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "results.json"
-        script = (f"ip link set lo up 2>/dev/null || true; exec {sys.executable} {ROOT / 'tests' / 'browser_notebooks.py'} "
-                  f"{site} {out} " + " ".join(f"'{p}'" for p in paths))
-        subprocess.run([*namespace, "sh", "-c", script], check=True)
+        subprocess.run(offline_notebooks_command(sys.executable, site, out, paths), check=True)
         return json.loads(out.read_text())
 
 
-def size(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-
-
 def main() -> None:
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    print(machine())
     with tempfile.TemporaryDirectory() as scratch:
         out, doctrees = Path(scratch) / "html", Path(scratch) / "doctrees"
-        without = build(Path(scratch) / "plain", Path(scratch) / "plain-doctrees", jupyterlite=False, languages=("en",))
+        without = build(Path(scratch) / "plain", Path(scratch) / "plain-doctrees", jupyterlite=False,
+                        languages=("en",))
         with_lite = build(out, doctrees, languages=("en",))
         print(f"English edition, clean build: {with_lite:.1f} s with JupyterLite, {without:.1f} s without")
         lite = out / "en" / "lite"
         pyodide = lite / "static" / "pyodide"
-        print(f"JupyterLite in one edition: {size(lite) / 2**20:.1f} MiB, of which Pyodide and its wheels "
-              f"{size(pyodide) / 2**20:.1f} MiB (the interpreter {(pyodide / 'pyodide.asm.wasm').stat().st_size / 2**20:.1f} MiB, "
-              f"the standard library {(pyodide / 'python_stdlib.zip').stat().st_size / 2**20:.1f} MiB)")
+        interpreter = (pyodide / "pyodide.asm.wasm").stat().st_size
+        stdlib = (pyodide / "python_stdlib.zip").stat().st_size
+        print(f"JupyterLite in one edition: {folder_size(lite) / 2**20:.1f} MiB, of which Pyodide and its "
+              f"wheels {folder_size(pyodide) / 2**20:.1f} MiB "
+              f"(the interpreter {interpreter / 2**20:.1f} MiB, "
+              f"the standard library {stdlib / 2**20:.1f} MiB)")
         total, parts = page_weight(out / "en" / f"{CHAPTER}.html")
-        print(f"chapter page en/{CHAPTER}.html: {total / 1024:.0f} KiB in {len(parts)} files (JupyterLite loads "
-              "only when a reader follows its link)")
+        print(f"chapter page en/{CHAPTER}.html: {total / 1024:.0f} KiB in {len(parts)} files "
+              "(JupyterLite loads only when a reader follows its link)")
 
         notebook = "en/lite/notebooks/index.html?path=smtp.ipynb"
         repl = "en/lite/repl/index.html?kernel=python&code=" + quote('print("ready")')

@@ -22,20 +22,22 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import imaplib
-import os
-import platform
-import shutil
-import smtplib
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from measure import machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
+
+from helpers.cli import mailtls
+from helpers.labs import scratch_labs
+from helpers.mail import subjects, submit, text_message
+from helpers.polling import within
+
 CLIENTS, MESSAGES = 30, 20
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def mem_available() -> int:
@@ -45,38 +47,22 @@ def mem_available() -> int:
     return 0
 
 
-def submit(lab, client: int, run: str) -> list[str]:
+def submit_all(lab, client: int, run: str) -> list[str]:
     """One client's 20 messages. Clients connect by address: the lab's certificates name it too."""
     user = lab.user("alice" if client % 2 else "bob")
-    server_address = lab.address("mail.lab.test")
-    subjects = []
+    sent = []
     for number in range(MESSAGES):
         subject = f"load {run} client {client} message {number}"
-        message = f"Subject: {subject}\r\n\r\nFrom client {client}.\r\n"
-        if number % 2:
-            with smtplib.SMTP_SSL(server_address, 465, context=lab.ssl_context(), timeout=60) as server:
-                server.login(user.login, user.password)
-                server.sendmail(user.login, [user.login], message)
-        else:
-            with smtplib.SMTP(server_address, 587, timeout=60) as server:
-                server.starttls(context=lab.ssl_context())
-                server.login(user.login, user.password)
-                server.sendmail(user.login, [user.login], message)
-        subjects.append(subject)
-    return subjects
+        submit(lab, user, [user.login], text_message(subject, f"From client {client}."),
+               port=465 if number % 2 else 587, timeout=60)
+        sent.append(subject)
+    return sent
 
 
 def fetch(lab, client: int, run: str) -> list[str]:
+    """The subjects of one client's messages that have arrived."""
     user = lab.user("alice" if client % 2 else "bob")
-    with imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=60) as imap:
-        imap.login(user.login, user.password)
-        imap.select("INBOX", readonly=True)
-        _, found = imap.search(None, "SUBJECT", f'"load {run} client {client} message"')
-        subjects = []
-        for number in found[0].split():
-            _, data = imap.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            subjects.append(data[0][1].decode().strip().removeprefix("Subject: "))
-        return subjects
+    return subjects(lab, user, "SUBJECT", f'"load {run} client {client} message"', timeout=60)
 
 
 def load(labs: list, fetchers: int) -> str:
@@ -85,27 +71,24 @@ def load(labs: list, fetchers: int) -> str:
     lab_of = [labs[client % len(labs)] for client in range(CLIENTS)]
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-        sent = [s for batch in pool.map(lambda c: submit(lab_of[c], c, run), range(CLIENTS)) for s in batch]
+        batches = pool.map(lambda c: submit_all(lab_of[c], c, run), range(CLIENTS))
+        sent = [s for batch in batches for s in batch]
     submitted = time.perf_counter() - start
     expected = sorted(sent)
-    deadline = time.monotonic() + 300
-    while True:
+    got: list[str] = []
+
+    def all_arrived() -> bool:
         with concurrent.futures.ThreadPoolExecutor(fetchers) as pool:
-            got = sorted(s for batch in pool.map(lambda c: fetch(lab_of[c], c, run), range(CLIENTS)) for s in batch)
-        if got == expected or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+            batches = pool.map(lambda c: fetch(lab_of[c], c, run), range(CLIENTS))
+            got[:] = sorted(s for batch in batches for s in batch)
+        return got == expected
+
+    within(all_arrived, timeout=300, interval=1)
     total = time.perf_counter() - start
     lost = len(set(expected) - set(got))
     twice = len(got) - len(set(got))
     return (f"{CLIENTS} clients x {MESSAGES} messages: submitted in {submitted:.1f} s, all fetched after "
             f"{total:.1f} s; {len(set(got))} of {len(expected)} arrived, {lost} lost, {twice} duplicated")
-
-
-def mailtls(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "mailtls", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"`mailtls {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
 
 
 def one_lab(backend_name: str) -> None:
@@ -114,8 +97,7 @@ def one_lab(backend_name: str) -> None:
     from mailtls.lab import connect
 
     with tempfile.TemporaryDirectory() as scratch:
-        labs = Path(scratch) / "labs"
-        shutil.copytree(ROOT / "labs", labs, ignore=shutil.ignore_patterns("wheels"))
+        labs = scratch_labs(Path(scratch) / "labs")
         backend = backends.get(backend_name, LabConfig(labs=labs))
         free_before = mem_available()
         began = time.perf_counter()
@@ -139,7 +121,8 @@ def classroom(backend_name: str, students: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         free_before = mem_available()
         began = time.perf_counter()
-        mailtls("lab", "up", "--students", str(students), "--backend", backend_name, "--classroom", scratch)
+        mailtls("lab", "up", "--students", str(students), "--backend", backend_name, "--classroom", scratch,
+                check=True, timeout=3600)
         up_time = time.perf_counter() - began
         try:
             labs = [connect(student_runtime(k)) for k in range(1, students + 1)]
@@ -147,10 +130,11 @@ def classroom(backend_name: str, students: int) -> None:
             used = free_before - mem_available()
         finally:
             began = time.perf_counter()
-            mailtls("lab", "down")
+            mailtls("lab", "down", check=True)
             down_time = time.perf_counter() - began
-    print(f"{backend_name}, {students} labs: up in {up_time:.1f} s; {said}; memory about {used / 2**20:.0f} MiB "
-          f"({used / students / 2**20:.0f} MiB per lab); down in {down_time:.1f} s", flush=True)
+    print(f"{backend_name}, {students} labs: up in {up_time:.1f} s; {said}; "
+          f"memory about {used / 2**20:.0f} MiB ({used / students / 2**20:.0f} MiB per lab); "
+          f"down in {down_time:.1f} s", flush=True)
 
 
 def main() -> None:
@@ -158,9 +142,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, nargs="*", default=[10, 30])
     parser.add_argument("--backends", nargs="*", default=["native", "containers"])
     args = parser.parse_args()
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-          f"Python {platform.python_version()}, {platform.platform()}", flush=True)
+    print(machine(), flush=True)
     for backend_name in args.backends:
         one_lab(backend_name)
         for students in args.students:

@@ -13,9 +13,8 @@ Run as root with ``make benchmarks-lab``. Figures go to standard output; nothing
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,17 +24,17 @@ from mailtls.backends import containers, native
 from mailtls.config import LabConfig
 from mailtls.hosts import MAIL, SHIPPED_LABS
 from mailtls.process import run
+from measure import machine, timed
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
+
+from helpers.network import answers
+from helpers.polling import wait_until
 
 SINGLE = LabConfig()
 LAB_FILES = SINGLE.runtime
 
 ROUNDS = 3
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def lab_memory_kib() -> tuple[int, int]:
@@ -55,16 +54,9 @@ def lab_memory_kib() -> tuple[int, int]:
 
 
 def wait_for(address: str, ports: list[int], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    for port in ports:
-        while True:
-            try:
-                socket.create_connection((address, port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+    """Until every port answers on ``address``; ``WaitTimeout`` after ``timeout`` seconds."""
+    wait_until(lambda: all(answers(address, port, timeout=1) for port in ports), timeout, 0.02,
+               f"ports {ports} on {address}")
 
 
 def bare_start() -> float:
@@ -96,8 +88,9 @@ def bare_start() -> float:
                     f"maillog_file_prefixes={scratch / 'log'}"])
         wrapper = scratch / "dovecot.conf"
         (scratch / "dovecot").mkdir()
-        wrapper.write_text(f"!include {MAIL.config_dir(SHIPPED_LABS) / 'dovecot.conf'}\nbase_dir = {scratch / 'dovecot'}\n"
-                           f"state_dir = {scratch / 'dovecot'}\nlog_path = {scratch / 'log' / 'dovecot.log'}\n")
+        wrapper.write_text(f"!include {MAIL.config_dir(SHIPPED_LABS) / 'dovecot.conf'}\n"
+                           f"base_dir = {scratch / 'dovecot'}\nstate_dir = {scratch / 'dovecot'}\n"
+                           f"log_path = {scratch / 'log' / 'dovecot.log'}\n")
         start = time.perf_counter()
         run(["postfix", "-c", str(config), "start"], netns=ns)
         run(["dovecot", "-c", str(wrapper)], netns=ns)
@@ -133,7 +126,7 @@ def remove_container_images() -> None:
 
 
 def main() -> None:
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(machine())
     if runtime.state(SINGLE):
         raise SystemExit("a lab is up: stop it first (python -m mailtls lab down)")
     if containers.engine() is not None:
@@ -145,7 +138,8 @@ def main() -> None:
         measure_backend(lab, "containers (warm)")
     measure_backend(native.NativeBackend(SINGLE), "native")
     bare = [bare_start() for _ in range(ROUNDS)]
-    print(f"bare Postfix + Dovecot start (mail.lab.test's files, one namespace): {', '.join(f'{t:.1f}' for t in bare)} s")
+    print("bare Postfix + Dovecot start (mail.lab.test's files, one namespace): "
+          f"{', '.join(f'{t:.1f}' for t in bare)} s")
 
 
 if __name__ == "__main__":

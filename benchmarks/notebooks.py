@@ -10,60 +10,53 @@ Run as root with ``make benchmarks-notebooks``. Figures go to standard output; n
 
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import jupytext
-import nbclient
 
 from mailtls import runtime
 from mailtls.backends import containers, native
 from mailtls.config import LabConfig
+from measure import machine, timed
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
 
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+from helpers.notebooks import execute, notebook_paths
+from helpers.site import build_environment, sphinx_command
 
 
 def execute_all(language: str) -> None:
-    for path in sorted((ROOT / "notebooks" / language).glob("*.md")):
-        notebook = jupytext.read(path)
-        if "kernelspec" in notebook.metadata:
-            nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    """Every notebook of one language, one after the other, as ``make test`` executes them."""
+    for path in notebook_paths(language):
+        execute(path)
 
 
 def build_english(notebooks: str, scratch: Path) -> None:
+    """The English edition into ``scratch/site-NOTEBOOKS``; ``notebooks`` is MAILTLS_NOTEBOOKS."""
     out = scratch / f"site-{notebooks}"
-    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", "language=en", "-q",
-                    "-W", "--keep-going", "-n", "-d", str(out / "doctrees"), str(ROOT / "docs" / "en"), str(out / "html")],
-                   check=True, env={**os.environ, "MAILTLS_NOTEBOOKS": notebooks}, capture_output=True)
+    subprocess.run(sphinx_command("en", out / "html", out / "doctrees"), check=True,
+                   env=build_environment(notebooks), capture_output=True)
 
 
 def main() -> int:
     if runtime.state(LabConfig()):
         print("a lab is already up: `python -m mailtls lab down` first", file=sys.stderr)
         return 1
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(machine())
     for name, backend in (("native", native.NativeBackend(LabConfig())),
                           ("containers", containers.ContainersBackend(LabConfig()))):
-        up = timed(lambda: backend.up(on_progress=lambda message: None))
+        up = timed(lambda backend=backend: backend.up(on_progress=lambda message: None))
         try:
             print(f"\n{name}: lab up {up:.1f} s")
             for language in ("en", "es"):
-                print(f"  all notebooks, {language}: {timed(lambda: execute_all(language)):.1f} s")
+                seconds = timed(lambda language=language: execute_all(language))
+                print(f"  all notebooks, {language}: {seconds:.1f} s")
             with tempfile.TemporaryDirectory(prefix="mailtls-bench-") as scratch:
                 executed = timed(lambda: build_english("execute", Path(scratch)))
                 plain = timed(lambda: build_english("off", Path(scratch)))
-            print(f"  English site build, notebooks executed: {executed:.1f} s; without execution: {plain:.1f} s")
+            print(f"  English site build, notebooks executed: {executed:.1f} s; "
+                  f"without execution: {plain:.1f} s")
         finally:
             backend.down()
     return 0

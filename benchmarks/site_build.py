@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -23,7 +22,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from measure import folder_size, machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
+
+from helpers.paths import ROOT
+from helpers.site import build_environment, sphinx_command
+
 LANGUAGES = ("en", "es")
 CHAPTER = "postfix-server/index"
 
@@ -33,12 +38,8 @@ def build(out: Path, doctrees: Path, notebooks: str = "off", jupyterlite: bool =
     """Both editions; ``notebooks`` is MAILTLS_NOTEBOOKS (``off``: the prose alone)."""
     start = time.perf_counter()
     for language in languages:
-        subprocess.run(
-            [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", f"language={language}",
-             "-W", "--keep-going", "-n", "-q", "-d", str(doctrees / language),
-             str(ROOT / "docs" / language), str(out / language)],
-            check=True, cwd=ROOT, env={**os.environ, "MAILTLS_NOTEBOOKS": notebooks, "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"},
-        )
+        subprocess.run(sphinx_command(language, out / language, doctrees / language), check=True, cwd=ROOT,
+                       env=build_environment(notebooks, jupyterlite))
     return time.perf_counter() - start
 
 
@@ -57,7 +58,7 @@ def page_weight(page: Path) -> tuple[int, dict[str, Path]]:
 
 
 def main() -> None:
-    print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    print(machine())
     with tempfile.TemporaryDirectory() as scratch:
         out, doctrees = Path(scratch) / "html", Path(scratch) / "doctrees"
         clean = build(out, doctrees)
@@ -81,8 +82,7 @@ def main() -> None:
               f"{compressed / 1024:.0f} KiB gzip-compressed")
         for name, path in sorted(parts.items(), key=lambda item: -item[1].stat().st_size):
             print(f"  {path.stat().st_size / 1024:8.1f} KiB  {name}")
-        site_size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-        print(f"whole site (both editions): {site_size / 1024 / 1024:.1f} MiB")
+        print(f"whole site (both editions): {folder_size(out) / 1024 / 1024:.1f} MiB")
         shutil.rmtree(out)
 
 

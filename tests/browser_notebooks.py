@@ -12,32 +12,15 @@ to a CDN could not succeed even if it were not refused. The benchmarks run it fo
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from helpers.web import CHROMIUM_FLAGS, serve
+
 CELL_TIMEOUT_MS = 300_000  # a whole notebook, pure-Python TLS included
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm", ".whl": "application/octet-stream"}
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 OUTPUTS_JS = """() => Array.from(document.querySelectorAll('.jp-Cell')).map(cell => ({
@@ -61,7 +44,8 @@ def run_notebook(page, url: str) -> dict:
     page.wait_for_function("""() => {
         const prompts = Array.from(document.querySelectorAll('.jp-Cell.jp-CodeCell .jp-InputPrompt'));
         return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent))
-            || document.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+            || document.querySelector(
+                   '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
                && prompts.every(p => !p.textContent.includes('*'));
     }""", timeout=CELL_TIMEOUT_MS, polling=500)
     cells = page.evaluate(OUTPUTS_JS)

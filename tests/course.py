@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,8 +18,10 @@ from markdown_it.renderer import RendererHTML
 from myst_parser.config.main import MdParserConfig
 from myst_parser.parsers.mdit import create_md_parser
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+from helpers.notebooks import execute, notebook_paths
+from helpers.paths import DOCS, NOTEBOOKS, ROOT
+from helpers.site import build_environment, sphinx_command
+
 LANGUAGES = ("en", "es")
 
 
@@ -123,13 +124,9 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
     ``jupyterlite=False`` leaves out "run in your browser" (MAILTLS_JUPYTERLITE=off), for tests
     of other things that would otherwise wait for JupyterLite's build.
     """
-    command = [
-        sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT),
-        "-D", f"language={language}", "-W", "--keep-going", "-n", "-q",
-        "-d", str(doctrees / language), str(DOCS / language), str(out / language),
-    ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8", "MAILTLS_NOTEBOOKS": notebooks,
-                                                                    "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"})
+    done = subprocess.run(sphinx_command(language, out / language, doctrees / language), cwd=ROOT,
+                          capture_output=True, text=True,
+                          env={**build_environment(notebooks, jupyterlite), "LC_ALL": "C.UTF-8"})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 
@@ -202,12 +199,10 @@ def dovecot_assignments(block: str) -> list[tuple[tuple[str, ...], str, str]]:
 
 # -- Notebooks -------------------------------------------------------------------------------------
 
-NOTEBOOKS = ROOT / "notebooks"
-
 
 def notebook_names() -> list[str]:
     """The notebooks (MyST files with a kernel), by file name without ``.md``."""
-    return sorted(p.stem for p in (NOTEBOOKS / "en").glob("*.md") if "kernelspec:" in p.read_text())
+    return [p.stem for p in notebook_paths("en")]
 
 
 def run_notebook(language: str, name: str, against: str):
@@ -215,14 +210,11 @@ def run_notebook(language: str, name: str, against: str):
 
     Returns the executed notebook and the text its first code cell printed (the lab it used).
     """
-    import jupytext
     import nbclient
     import pytest
 
-    notebook = jupytext.read(NOTEBOOKS / language / f"{name}.md")
     try:
-        nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT)}}).execute()
+        notebook = execute(NOTEBOOKS / language / f"{name}.md")
     except nbclient.exceptions.CellExecutionError as error:
         pytest.fail(f"{language}/{name}.md on {against}:\n{error}", pytrace=False)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import dovecot24_settings
-from conftest import require_dovecot_23, require_program
 from course import (
     LANGUAGES,
     built_page,
@@ -27,6 +26,7 @@ from course import (
     postfix_master_names,
     source_pages,
 )
+from helpers.requirements import require_dovecot_23, require_program
 
 PAGES = source_pages("en")
 CLIENT_LEVELS = {"none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"}
@@ -76,7 +76,8 @@ def test_postconf_links_name_real_parameters(site, postfix_parameters, page: str
     for language in LANGUAGES:
         html = built_page(site, language, page).read_text(encoding="utf-8")
         linked = set(re.findall(r"postconf\.5\.html#([A-Za-z0-9_]+)", html))
-        assert linked <= postfix_parameters, f"{language}: links to unknown parameters {linked - postfix_parameters}"
+        assert linked <= postfix_parameters, \
+            f"{language}: links to unknown parameters {linked - postfix_parameters}"
 
 
 @pytest.mark.parametrize("page", PAGES)

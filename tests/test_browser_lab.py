@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +20,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from bs4 import BeautifulSoup
 
-from conftest import require, require_program
 from course import LANGUAGES, ROOT, notebook_names
+from helpers.requirements import require, require_program
+from helpers.web import offline_notebooks_command
 
 NAMES = notebook_names()
 LITE_SETTINGS = "@jupyterlite/pyodide-kernel-extension:kernel"
@@ -35,8 +35,10 @@ EXPECTED = {
     "certificates": ["18 self-signed certificate", "19 self-signed certificate in certificate chain",
                      "62 Hostname mismatch, certificate is not valid for 'smtp.example.org'."],
     "imap": ["LOGINDISABLED", "PRIVACYREQUIRED", "protocol: TLSv1.3"],
-    "submission": ["530, b'5.7.0 Must issue a STARTTLS command first'", "235, b'2.7.0 Authentication successful'",
-                   "mitm.lab.test: TLSv1.3, verify_mode=CERT_NONE, check_hostname=False, verified certificate: {}",
+    "submission": ["530, b'5.7.0 Must issue a STARTTLS command first'",
+                   "235, b'2.7.0 Authentication successful'",
+                   "mitm.lab.test: TLSv1.3, verify_mode=CERT_NONE, check_hostname=False,"
+                   " verified certificate: {}",
                    "selfsigned.lab.test with lab.ssl_context(): 18 self-signed certificate",
                    "mitm.lab.test with lab.ssl_context(): 62 Hostname mismatch, certificate is not valid for "
                    "'mitm.lab.test'."],
@@ -56,7 +58,8 @@ def test_jupyterlite_serves_its_own_python(site: Path, language: str) -> None:
     assert kernel["pyodideUrl"] == "./static/pyodide/pyodide.mjs"
     assert kernel["disablePyPIFallback"] is True
     assert kernel["loadPyodideOptions"]["packages"] == ["mailtls"]
-    assert config["contentsStorageDrivers"] == ["memoryStorageDriver"], "a notebook must open fresh from the site"
+    assert config["contentsStorageDrivers"] == ["memoryStorageDriver"], \
+        "a notebook must open fresh from the site"
     pyodide = site / language / "lite" / "static" / "pyodide"
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())["packages"]
     for name in ("mailtls", "tlslite-ng", "ecdsa", "six", "ipython", "micropip", "jedi", "prompt-toolkit"):
@@ -88,23 +91,23 @@ def test_chapters_open_their_notebooks_in_the_browser(site: Path, language: str)
     for page in (site / language).glob("*/index.html"):
         for link in BeautifulSoup(page.read_text(), "html.parser").select("a.run-in-browser"):
             target = urlparse(link["href"])
-            assert (page.parent / target.path).resolve() == (site / language / "lite/notebooks/index.html").resolve()
+            assert (page.parent / target.path).resolve() \
+                == (site / language / "lite/notebooks/index.html").resolve()
             assert link["target"] == "_blank"
             linked.add(parse_qs(target.query)["path"][0])
     assert linked == served, "every notebook is reachable from its chapter"
     for name in NAMES:
         note = BeautifulSoup((site / language / "notebooks" / f"{name}.html").read_text(), "html.parser")
-        assert note.select_one("article .admonition.note a.run-in-browser"), f"{name}: no run link on its page"
+        assert note.select_one("article .admonition.note a.run-in-browser"), \
+            f"{name}: no run link on its page"
 
 
 def run_in_chromium(site: Path, paths: list[str], out: Path) -> list[dict]:
     """tests/browser_notebooks.py in a network namespace with only a loopback."""
     require_program("chromium", "Debian package chromium")
     require(shutil.which("unshare") is not None, "unshare (Debian package util-linux)")
-    namespace = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
-    script = f"ip link set lo up 2>/dev/null || true; exec {sys.executable} {ROOT / 'tests' / 'browser_notebooks.py'} " \
-             f"{site} {out} " + " ".join(f"'{p}'" for p in paths)
-    done = subprocess.run([*namespace, "sh", "-c", script], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(offline_notebooks_command(sys.executable, site, out, paths), capture_output=True,
+                          text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -114,7 +117,7 @@ def run_in_chromium(site: Path, paths: list[str], out: Path) -> list[dict]:
 def test_every_notebook_runs_in_the_browser(site: Path, language: str, tmp_path: Path) -> None:
     paths = [f"{language}/lite/notebooks/index.html?path={name}.ipynb" for name in NAMES]
     results = run_in_chromium(site, paths, tmp_path / "results.json")
-    for name, result in zip(NAMES, results):
+    for name, result in zip(NAMES, results, strict=False):
         assert "failure" not in result, f"{name}: {result.get('failure')}"
         texts = [o["text"] for cell in result["cells"] for o in cell["outputs"]]
         problems = [o["text"][-1500:] for cell in result["cells"] for o in cell["outputs"]

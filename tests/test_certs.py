@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_program
+from helpers.requirements import require_program
 from mailtls.certs import HostCertificate, LabCA, self_signed
 
 
@@ -28,7 +28,8 @@ def mail(ca: LabCA) -> HostCertificate:
     return ca.issue("mail.lab.test", ["198.18.0.10"])
 
 
-def openssl_verify(tmp_path: Path, ca: LabCA, certificate: HostCertificate, hostname: str) -> subprocess.CompletedProcess:
+def openssl_verify(tmp_path: Path, ca: LabCA, certificate: HostCertificate,
+                   hostname: str) -> subprocess.CompletedProcess:
     openssl = require_program("openssl", "Debian package openssl")
     ca_file = ca.write(tmp_path)
     files = certificate.write(tmp_path)

@@ -18,22 +18,21 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import require_backend
+from helpers.cli import mailtls
+from helpers.labs import container_listing
+from helpers.mail import has_subject, submit, text_message
+from helpers.network import answers
+from helpers.polling import within
+from helpers.requirements import require_backend
 from mailtls.classroom import students_up
 from mailtls.config import CLASSROOM_RUNTIME as CLASSROOM_FILES
 from mailtls.config import student_runtime as student_files
 from mailtls.lab import Lab, connect
-
-
-def mailtls(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mailtls", *args], capture_output=True, text=True,
-                          timeout=900, stdin=subprocess.DEVNULL)
 
 
 def student_lab(number: int) -> Lab:
@@ -43,32 +42,12 @@ def student_lab(number: int) -> Lab:
 def send(lab: Lab, subject: str) -> None:
     """alice sends herself a message over 465, by address: the certificates name it too."""
     alice = lab.user("alice")
-    with smtplib.SMTP_SSL(lab.address("mail.lab.test"), 465, context=lab.ssl_context(), timeout=30) as server:
-        server.login(alice.login, alice.password)
-        server.sendmail(alice.login, [alice.login], f"Subject: {subject}\r\n\r\nHello.\r\n")
+    submit(lab, alice, [alice.login], text_message(subject))
 
 
 def inbox_has(lab: Lab, subject: str, timeout: float) -> bool:
-    alice = lab.user("alice")
-    deadline = time.monotonic() + timeout
-    while True:
-        with imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=30) as imap:
-            imap.login(alice.login, alice.password)
-            imap.select("INBOX", readonly=True)
-            _, found = imap.search(None, "SUBJECT", f'"{subject}"')
-        if found[0].split():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-
-
-def answers(address: str, port: int) -> bool:
-    try:
-        socket.create_connection((address, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
+    """Whether the message reaches alice's INBOX within ``timeout`` seconds."""
+    return bool(within(lambda: has_subject(lab, lab.user("alice"), subject), timeout))
 
 
 def parts_of(backend: str, number: int) -> list[str]:
@@ -81,11 +60,7 @@ def parts_of(backend: str, number: int) -> list[str]:
         listed += subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
         marker = f"mtls{number}-"
     else:
-        from mailtls.backends.containers import engine, engine_env
-
-        name = engine()
-        listed = subprocess.run([name, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
-                                env={**os.environ, **engine_env(name)}).stdout
+        listed = container_listing()
         marker = f"mailtls-student-{number}_"
     return [line for line in listed.splitlines() if marker in line]
 
@@ -123,7 +98,8 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
 
         # A notebook finds a student's lab with MAILTLS_STUDENT.
         found = subprocess.run([sys.executable, "-c", "from mailtls.lab import connect; print(connect())"
-                                "; print(connect().address('mail.lab.test'))"], capture_output=True, text=True,
+                                "; print(connect().address('mail.lab.test'))"],
+                               capture_output=True, text=True,
                                env={**os.environ, "MAILTLS_STUDENT": "2"})
         assert found.stdout.splitlines()[1:] == ["198.18.2.10"], found.stdout + found.stderr
 
@@ -137,7 +113,8 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         send(one, subject)
         assert inbox_has(one, subject, timeout=30)
         assert not inbox_has(two, subject, timeout=2)
-        with imaplib.IMAP4_SSL(two.address("mail.lab.test"), 993, ssl_context=two.ssl_context(), timeout=30) as imap:
+        with imaplib.IMAP4_SSL(two.address("mail.lab.test"), 993, ssl_context=two.ssl_context(),
+                               timeout=30) as imap:
             with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
                 imap.login(one.user("alice").login, one.user("alice").password)
 
@@ -159,7 +136,8 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         main_cf.write_text(good + "smtpd_tls_securty_level = may\n")
         refused = mailtls("lab", "reload", "--student", "1")
         assert refused.returncode == 1
-        assert "mail.lab.test" in refused.stderr and "smtpd_tls_securty_level" in refused.stderr, refused.stderr
+        assert "mail.lab.test" in refused.stderr and "smtpd_tls_securty_level" in refused.stderr, \
+            refused.stderr
         main_cf.write_text(good)
         dovecot_conf = copies / "student-1" / "hosts" / "mail" / "dovecot.conf"
         good = dovecot_conf.read_text()
@@ -185,12 +163,14 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         assert "student 1: already up" in again.stdout
         assert f"student 2: keeping their files in {copies / 'student-2'}" in again.stdout
         assert "student 2: not listening, as its files say: mail.lab.test:465 (submissions)" in again.stdout
-        assert mailtls("check", "submission", "--student", "2").returncode == 1, "the exercise's edit was kept"
+        assert mailtls("check", "submission", "--student", "2").returncode == 1, \
+            "the exercise's edit was kept"
     finally:
         said = mailtls("lab", "down")
     assert said.returncode == 0, said.stderr
     assert_class_gone(backend)
-    assert (copies / "student-2" / "hosts" / "mail" / "master.cf").exists(), "lab down keeps the students' files"
+    assert (copies / "student-2" / "hosts" / "mail" / "master.cf").exists(), \
+        "lab down keeps the students' files"
 
 
 def test_bad_numbers_are_refused() -> None:
@@ -203,9 +183,9 @@ def test_bad_numbers_are_refused() -> None:
         done = mailtls(*args, "--backend", "native") if args[:2] == ["lab", "up"] else mailtls(*args)
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("error: " + expected), (args, done.stderr)
-    wrong = subprocess.run([sys.executable, "-m", "mailtls", "lab", "status"], capture_output=True, text=True,
-                           env={**os.environ, "MAILTLS_STUDENT": "seven"})
-    assert (wrong.returncode, wrong.stderr) == (1, "error: MAILTLS_STUDENT must be a number from 1 to 50, not 'seven'\n")
+    wrong = mailtls("lab", "status", env={**os.environ, "MAILTLS_STUDENT": "seven"})
+    assert (wrong.returncode, wrong.stderr) == \
+        (1, "error: MAILTLS_STUDENT must be a number from 1 to 50, not 'seven'\n")
     assert not CLASSROOM_FILES.exists()
 
 
@@ -226,7 +206,9 @@ def test_a_taken_port_stops_a_class_before_anything_starts(tmp_path: Path) -> No
     with contextlib.closing(socket.socket()) as holder:
         holder.bind(("127.0.0.1", 11025))
         holder.listen()
-        done = mailtls("lab", "up", "--students", "2", "--backend", "containers", "--classroom", str(tmp_path))
+        done = mailtls("lab", "up", "--students", "2", "--backend", "containers",
+                       "--classroom", str(tmp_path))
     assert done.returncode == 1
-    assert "port 127.0.0.1:11025 is already taken: the lab publishes mail.lab.test's port 25 there" in done.stderr
+    assert "port 127.0.0.1:11025 is already taken: the lab publishes mail.lab.test's port 25 there" \
+        in done.stderr
     assert_class_gone("containers")

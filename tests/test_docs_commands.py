@@ -37,7 +37,8 @@ COMMANDS = shown_commands()
 
 def test_the_pages_show_commands() -> None:
     shown = {command for _, command in COMMANDS}
-    assert {"lab up --students 30 --backend containers", "check submission --student 7 --report exercise-2"} <= shown
+    assert {"lab up --students 30 --backend containers",
+            "check submission --student 7 --report exercise-2"} <= shown
 
 
 @pytest.mark.parametrize(("source", "command"), COMMANDS, ids=[f"{s}: {c}" for s, c in COMMANDS])

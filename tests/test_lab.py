@@ -7,18 +7,18 @@ machine's own namespace, as a student's client would.
 from __future__ import annotations
 
 import contextlib
-import email
 import imaplib
 import smtplib
 import socket
 import ssl
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from conftest import require, require_program
+from helpers.mail import first_message, submit, text_message
+from helpers.polling import within
+from helpers.requirements import require, require_program
 
 pytestmark = pytest.mark.lab
 
@@ -45,7 +45,8 @@ def test_ehlo_offers_starttls_until_tls_starts(lab, port: int) -> None:
 def test_mail_before_starttls_on_587_is_refused(lab) -> None:
     with smtplib.SMTP(mail(lab), 587, timeout=10) as client:
         client.ehlo()
-        assert client.docmd("MAIL FROM:<alice@lab.test>") == (530, b"5.7.0 Must issue a STARTTLS command first")
+        assert client.docmd("MAIL FROM:<alice@lab.test>") \
+            == (530, b"5.7.0 Must issue a STARTTLS command first")
 
 
 def test_auth_only_after_tls_on_587(lab) -> None:
@@ -140,7 +141,8 @@ def test_strangers_cannot_relay(lab) -> None:
 
 
 def test_a_client_that_does_not_trust_the_lab_ca_refuses(lab) -> None:
-    with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer certificate|self-signed"):
+    with pytest.raises(ssl.SSLCertVerificationError,
+                       match="unable to get local issuer certificate|self-signed"):
         smtplib.SMTP_SSL(mail(lab), 465, context=ssl.create_default_context(), timeout=10)
 
 
@@ -185,21 +187,10 @@ def test_imap_143_login_after_starttls(lab) -> None:
 def test_message_submitted_on_465_is_fetched_on_993(lab) -> None:
     alice, bob = lab.user("alice"), lab.user("bob")
     subject = f"lab test {uuid.uuid4()}"
-    with smtplib.SMTP_SSL(mail(lab), 465, context=lab.ssl_context(), timeout=10) as client:
-        client.login(alice.login, alice.password)
-        client.sendmail(alice.login, [bob.login], f"From: {alice.login}\r\nTo: {bob.login}\r\nSubject: {subject}\r\n\r\nHi Bob\r\n")
-    deadline = time.monotonic() + 20
-    while True:
-        with imaplib.IMAP4_SSL(mail(lab), 993, ssl_context=lab.ssl_context(), timeout=10) as client:
-            client.login(bob.login, bob.password)
-            client.select("INBOX", readonly=True)
-            _, found = client.search(None, "SUBJECT", f'"{subject}"')
-            if found[0]:
-                _, data = client.fetch(found[0].split()[0], "(RFC822)")
-                message = email.message_from_bytes(data[0][1])
-                break
-        assert time.monotonic() < deadline, "the message did not arrive in Bob's mailbox"
-        time.sleep(0.5)
+    submit(lab, alice, [bob.login], text_message(subject, "Hi Bob", From=alice.login, To=bob.login),
+           timeout=10)
+    message = within(lambda: first_message(lab, bob, subject), 20)
+    assert message is not None, "the message did not arrive in Bob's mailbox"
     assert message["Subject"] == subject
     received = message.get_all("Received")
     assert "by mail.lab.test with LMTP" in received[0]  # Dovecot stored it
@@ -221,7 +212,8 @@ def test_swaks_starttls_and_tls_on_connect(lab) -> None:
 
 
 @pytest.mark.parametrize(("protocol", "port", "expected"), [("smtp", 587, "250"), ("imap", 143, "OK")])
-def test_openssl_s_client_starttls_verifies_against_the_lab_ca(lab, protocol: str, port: int, expected: str) -> None:
+def test_openssl_s_client_starttls_verifies_against_the_lab_ca(lab, protocol: str,
+                                                               port: int, expected: str) -> None:
     openssl = require_program("openssl", "Debian package openssl")
     done = subprocess.run(
         [openssl, "s_client", "-starttls", protocol, "-connect", f"{mail(lab)}:{port}",

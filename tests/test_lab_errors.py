@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import smtplib
-import subprocess
-import sys
 
 import pytest
 
+from helpers.cli import mailtls
 from mailtls.errors import LabError
 
 pytestmark = pytest.mark.lab
@@ -46,7 +45,7 @@ def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
 
 
 def test_cli_errors_are_one_clear_line(lab) -> None:
-    done = subprocess.run([sys.executable, "-m", "mailtls", "lab", "logs", "nosuchhost"], capture_output=True, text=True)
+    done = mailtls("lab", "logs", "nosuchhost")
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "mail.lab.test" in done.stderr
     assert "Traceback" not in done.stderr
@@ -55,7 +54,7 @@ def test_cli_errors_are_one_clear_line(lab) -> None:
 def test_status_json_is_the_contract(lab) -> None:
     import json
 
-    done = subprocess.run([sys.executable, "-m", "mailtls", "lab", "status", "--json"], capture_output=True, text=True, check=True)
+    done = mailtls("lab", "status", "--json", check=True)
     status = json.loads(done.stdout)
     assert status["backend"] == lab.backend_name and status["ca_file"].startswith("/")
     services = {(s["host"], s["service"]): s for s in status["services"]}

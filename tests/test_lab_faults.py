@@ -16,6 +16,8 @@ import uuid
 
 import pytest
 
+from helpers.mail import deliver_on_25, subjects
+from helpers.polling import wait_until
 from mailtls.hosts import MAIL
 
 pytestmark = pytest.mark.lab
@@ -30,7 +32,8 @@ def kill_dovecot(lab) -> None:
     session's imap process serving its client).
     """
     if lab.backend_name == "native":
-        pid = int((lab.backend.config.host_runtime(MAIL) / "dovecot" / "run" / "master.pid").read_text().split()[0])
+        pid_file = lab.backend.config.host_runtime(MAIL) / "dovecot" / "run" / "master.pid"
+        pid = int(pid_file.read_text().split()[0])
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     else:
         lab.backend.compose("exec", "-T", MAIL.short, "python3", "-c",
@@ -45,7 +48,7 @@ def restart_postfix(lab) -> None:
     else:
         lab.backend.compose("restart", MAIL.short)
     # Postfix must be up again before anything else is asked of it (the reload below included).
-    wait_for(lambda: smtp_answers(lab), "Postfix on mail.lab.test to answer again")
+    wait_until(lambda: smtp_answers(lab), WAIT, what="Postfix on mail.lab.test to answer again")
 
 
 def smtp_answers(lab) -> bool:
@@ -61,38 +64,12 @@ def queued(lab) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
-def subjects_in_inbox(lab, user) -> list[str]:
-    with imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=10) as imap:
-        imap.login(user.login, user.password)
-        imap.select("INBOX", readonly=True)
-        _, found = imap.search(None, "ALL")
-        subjects = []
-        for number in found[0].split():
-            _, data = imap.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-            subjects.append(data[0][1].decode().strip().removeprefix("Subject: "))
-        return subjects
-
-
-def deliver_on_25(lab, recipient: str, subject: str) -> None:
-    with smtplib.SMTP(lab.address("mail.lab.test"), 25, timeout=10) as server:
-        server.sendmail("teacher@relay.lab.test", [recipient], f"Subject: {subject}\r\n\r\nHello.\r\n")
-
-
-def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_crash_and_a_restart_lose_nothing(lab) -> None:
     bob = lab.user("bob")
     run = uuid.uuid4().hex[:8]
     before = f"fault {run} before"
     deliver_on_25(lab, bob.login, before)
-    wait_for(lambda: before in subjects_in_inbox(lab, bob), "the first message")
+    wait_until(lambda: before in subjects(lab, bob), WAIT, what="the first message")
 
     # Dovecot dies while a reader is logged in: the reader gets an error, not a hang.
     imap = imaplib.IMAP4_SSL(lab.address("mail.lab.test"), 993, ssl_context=lab.ssl_context(), timeout=10)
@@ -109,14 +86,14 @@ def test_a_crash_and_a_restart_lose_nothing(lab) -> None:
     during = [f"fault {run} during {n}" for n in range(5)]
     for subject in during:
         deliver_on_25(lab, bob.login, subject)
-    wait_for(lambda: len([m for m in queued(lab) if m["recipients"][0]["address"] == bob.login]) >= len(during),
-             "the messages to wait in Postfix's queue")
+    wait_until(lambda: len([m for m in queued(lab) if m["recipients"][0]["address"] == bob.login])
+               >= len(during), WAIT, what="the messages to wait in Postfix's queue")
 
     restart_postfix(lab)
     lab.backend.reload()  # brings Dovecot back
     lab.backend.postfix_command(MAIL, "postqueue", "-f")
 
     expected = sorted([before, *during])
-    wait_for(lambda: sorted(s for s in subjects_in_inbox(lab, bob) if run in s) == expected,
-             "every message, once")
-    assert sorted(s for s in subjects_in_inbox(lab, bob) if run in s) == expected  # none lost, none twice
+    wait_until(lambda: sorted(s for s in subjects(lab, bob) if run in s) == expected, WAIT,
+               what="every message, once")
+    assert sorted(s for s in subjects(lab, bob) if run in s) == expected  # none lost, none twice

@@ -17,10 +17,12 @@ from mailtls.status import LabState, LabStatus
 
 def test_a_students_lab_follows_from_their_number() -> None:
     single, student = LabConfig(), LabConfig(student=7)
-    assert (single.runtime, single.address(MAIL), single.gateway) == (Path("/run/mailtls"), "198.18.0.10", "198.18.0.1")
+    assert (single.runtime, single.address(MAIL), single.gateway) == (
+        Path("/run/mailtls"), "198.18.0.10", "198.18.0.1")
     assert (student.runtime, student.address(MAIL), student.gateway) == (
         Path("/run/mailtls-classroom/student-7"), "198.18.7.10", "198.18.7.1")
-    assert (single.bridge, single.namespace(MAIL), single.compose_project) == ("mtls0", "mtls-mail", "mailtls")
+    assert (single.bridge, single.namespace(MAIL), single.compose_project) == (
+        "mtls0", "mtls-mail", "mailtls")
     assert (student.bridge, student.namespace(MAIL), student.compose_project) == (
         "mtls7-br", "mtls7-mail", "mailtls-student-7")
     assert all(len(LabConfig(student=50).namespace(h)) <= 15 for h in (MAIL,)), "Linux's limit for link names"

@@ -6,22 +6,20 @@ student would, and applies it with the lab's reload.
 
 from __future__ import annotations
 
-import re
-import smtplib
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from helpers.mail import delivery_line, in_maildir, relay_log, send_through_relay
+from helpers.polling import within
 from mailtls.config import LabConfig
 from mailtls.hosts import RELAY
 
 pytestmark = pytest.mark.lab
 
 LAB_FILES = LabConfig().runtime  # the single lab's generated files
-RELAY_LOG = LAB_FILES / "hosts" / "relay.lab.test" / "log" / "postfix.log"
+RELAY_LOG = relay_log()
 
 
 @pytest.fixture
@@ -40,36 +38,9 @@ def relay(lab):
     lab.backend.postfix_command(RELAY, "postsuper", "-d", "ALL")  # no deferred mail into the next test
 
 
-def send_through_relay(lab, recipient: str) -> tuple[str, str]:
-    """Hand a message to the relay; returns its queue id and subject."""
-    subject = f"relay test {uuid.uuid4()}"
-    with smtplib.SMTP(lab.address("relay.lab.test"), 25, timeout=10) as client:
-        client.ehlo()
-        client.mail("teacher@relay.lab.test")
-        client.rcpt(recipient)
-        code, reply = client.data(f"Subject: {subject}\r\n\r\nHello\r\n".encode())
-    assert code == 250, reply
-    return re.search(rb"queued as (\w+)", reply)[1].decode(), subject
-
-
-def delivery_line(queue_id: str, timeout: float = 20) -> str:
-    """The relay's log line that says what became of the message."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in RELAY_LOG.read_text().splitlines():
-            if f"{queue_id}: to=<" in line and "status=" in line:
-                return line
-        time.sleep(0.2)
-    raise AssertionError(f"no delivery attempt for {queue_id} in the relay's log")
-
-
 def arrived(maildir: Path, subject: str, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(subject in p.read_text(errors="replace") for p in maildir.rglob("*") if p.is_file() and "/new/" in str(p)):
-            return True
-        time.sleep(0.2)
-    return False
+    """Whether the message reaches ``maildir`` within ``timeout`` seconds."""
+    return bool(within(lambda: in_maildir(maildir, subject), timeout, 0.2))
 
 
 def test_may_delivers_to_legacy_in_clear_and_to_selfsigned_encrypted(lab, relay) -> None:

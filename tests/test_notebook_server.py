@@ -15,30 +15,24 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from course import ROOT
+from helpers.cli import mailtls, start_mailtls
+from helpers.labs import container_listing
+from helpers.network import free_port
 
 pytestmark = pytest.mark.lab
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_notebooks(*options: str) -> subprocess.Popen:
     """``python -m mailtls notebooks OPTIONS``, its output on a pipe, as under a supervisor: without
     PYTHONUNBUFFERED, which a developer's machine may set and a fresh one does not."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
-    return subprocess.Popen([sys.executable, "-m", "mailtls", "notebooks", *options], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return start_mailtls("notebooks", *options, env=env)
 
 
 def read_token(server: subprocess.Popen, pattern: str, seconds: float, said: list[str]) -> str:
@@ -55,8 +49,15 @@ def read_token(server: subprocess.Popen, pattern: str, seconds: float, said: lis
     pytest.fail(f"no line matching {pattern!r} within {seconds:.0f} s:\n" + "".join(said))
 
 
+def stop(server: subprocess.Popen) -> str:
+    """SIGTERM, as a supervisor sends it; the rest of what the server printed until it ended."""
+    server.send_signal(signal.SIGTERM)
+    return server.communicate(timeout=60)[0]
+
+
 def get(port: int, token: str, path: str) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -80,23 +81,21 @@ def test_notebooks_open_in_jupyterlab_next_to_the_lab(lab) -> None:
 
             check = ("import smtplib, ssl; from mailtls.lab import connect; lab = connect(); "
                      "s = smtplib.SMTP('mail.lab.test', 587, timeout=10); "
-                     "s.starttls(context=ssl.create_default_context(cafile=lab.ca_file)); print(s.sock.version())")
+                     "s.starttls(context=ssl.create_default_context(cafile=lab.ca_file));"
+                     " print(s.sock.version())")
             reached = subprocess.run([engine(), "exec", "mailtls-jupyter", "python", "-c", check],
-                                     capture_output=True, text=True, env={**os.environ, **engine_env(engine())})
+                                     capture_output=True, text=True,
+                                     env={**os.environ, **engine_env(engine())})
             assert reached.stdout.strip() == "TLSv1.3", reached.stderr
     finally:
-        server.send_signal(signal.SIGTERM)
-        rest = server.communicate(timeout=60)[0]
+        rest = stop(server)
     assert server.returncode == 0, "".join(said) + rest
     with socket.socket() as probe:  # JupyterLab is gone
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     assert lab.lab.endpoint("mail.lab.test", "smtp") and socket.create_connection(
         (lab.address("mail.lab.test"), 25), timeout=5), "the lab it did not start must still be up"
     if lab.backend_name == "containers":
-        from mailtls.backends.containers import engine, engine_env
-
-        left = subprocess.run([engine(), "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
-                              env={**os.environ, **engine_env(engine())}).stdout
+        left = container_listing()
         assert "mailtls-jupyter" not in left
 
 
@@ -105,8 +104,7 @@ def test_a_port_in_use_is_a_clear_error_and_starts_nothing(lab) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "mailtls", "notebooks", "--port", str(port)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        done = mailtls("notebooks", "--port", str(port), timeout=60)
     assert done.returncode == 1
     assert done.stderr == (f"error: port {port} on 127.0.0.1 is in use: choose another one "
                            "(`make notebooks NOTEBOOK_PORT=8890`, or --port)\n")
@@ -124,10 +122,10 @@ def test_notebooks_on_the_simulated_lab_need_no_lab() -> None:
         children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True,
                                   text=True).stdout.split()
         environments = [open(f"/proc/{pid}/environ", "rb").read().split(b"\0") for pid in children]
-        assert [b"MAILTLS_BACKEND=sim" in env for env in environments] == [True], "kernels inherit the sim backend"
+        assert [b"MAILTLS_BACKEND=sim" in env for env in environments] == [True], \
+            "kernels inherit the sim backend"
     finally:
-        server.send_signal(signal.SIGTERM)
-        rest = server.communicate(timeout=60)[0]
+        rest = stop(server)
     assert server.returncode == 0, "".join(said) + rest
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0

@@ -16,12 +16,9 @@ import pytest
 from bs4 import BeautifulSoup
 
 from course import LANGUAGES, NOTEBOOKS, ROOT, build_edition, built_page, notebook_names, run_notebook
+from helpers.notebooks import is_notebook
 
 NAMES = notebook_names()
-
-
-def is_notebook(path: Path) -> bool:
-    return "kernelspec:" in path.read_text(encoding="utf-8").split("\n---", 1)[0]
 
 
 def test_every_notebook_is_a_myst_notebook_in_both_languages() -> None:
@@ -59,16 +56,19 @@ def test_notebook_runs_against_the_lab(lab, name: str, language: str) -> None:
 @pytest.mark.lab
 def test_site_build_executes_the_notebooks(lab, tmp_path: Path) -> None:
     """The English edition built with a lab running: real outputs, their provenance, downloads."""
-    result = build_edition("en", tmp_path / "site", tmp_path / "doctrees", notebooks="execute", jupyterlite=False)
+    result = build_edition("en", tmp_path / "site", tmp_path / "doctrees",
+                           notebooks="execute", jupyterlite=False)
     assert result.returncode == 0, result.warnings
     servers = lab.lab.servers
     for name in NAMES:
-        page = BeautifulSoup(built_page(tmp_path / "site", "en", f"notebooks/{name}").read_text(), "html.parser")
+        page = BeautifulSoup(built_page(tmp_path / "site", "en", f"notebooks/{name}").read_text(),
+                             "html.parser")
         note = page.select_one("article .admonition.note").get_text(" ", strip=True)
         assert f"on the {lab.backend_name} backend" in note
         assert f"Postfix {servers['postfix']}" in note and f"Dovecot {servers['dovecot']}" in note
         cells = page.select("article div.cell")
-        assert str(lab.lab) in cells[0].select_one(".cell_output").get_text(), f"{name}: the first cell names the lab"
+        assert str(lab.lab) in cells[0].select_one(".cell_output").get_text(), \
+            f"{name}: the first cell names the lab"
         with_output = [cell for cell in cells if cell.select_one(".cell_output")]
         assert len(with_output) >= len(cells) - 2, f"{name}: cells without output"
         assert "Traceback" not in page.get_text()
@@ -114,7 +114,8 @@ def test_site_build_without_a_lab_uses_the_simulated_one(tmp_path: Path) -> None
     result = build_edition("es", tmp_path / "site", tmp_path / "doctrees", notebooks="sim", jupyterlite=False)
     assert result.returncode == 0, result.warnings
     for name in NAMES:
-        page = BeautifulSoup(built_page(tmp_path / "site", "es", f"notebooks/{name}").read_text(), "html.parser")
+        page = BeautifulSoup(built_page(tmp_path / "site", "es", f"notebooks/{name}").read_text(),
+                             "html.parser")
         assert "el laboratorio simulado" in page.select_one("article .admonition.note").get_text()
         first = page.select("article div.cell")[0].select_one(".cell_output")
         assert first is not None and "lab on the sim backend" in first.get_text()

@@ -22,7 +22,8 @@ CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s+['"]([^'"]+)""")
 
 def is_other_origin(url: str) -> bool:
     url = url.strip()
-    return bool(re.match(r"^([a-z][a-z0-9+.-]*:)?//", url, re.I)) or url.lower().startswith(("http:", "https:"))
+    return bool(re.match(r"^([a-z][a-z0-9+.-]*:)?//", url, re.I)) \
+        or url.lower().startswith(("http:", "https:"))
 
 
 def external_fetches_in_html(path: Path) -> list[str]:

@@ -24,5 +24,5 @@ def test_same_labels_and_sections(page: str) -> None:
 def test_identical_code_blocks(site, page: str) -> None:
     english, spanish = (code_blocks(built_page(site, language, page)) for language in LANGUAGES)
     assert [b.language for b in english] == [b.language for b in spanish], "code block languages differ"
-    for number, (a, b) in enumerate(zip(english, spanish), start=1):
+    for number, (a, b) in enumerate(zip(english, spanish, strict=True), start=1):
         assert a.text == b.text, f"code block {number} ({a.language}) differs between en and es"

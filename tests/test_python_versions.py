@@ -23,8 +23,8 @@ CODE = ["src", "tools", "tests", "benchmarks", "docs/_ext", "conf.py"]
 
 def vermin(*paths: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(Path(sys.executable).with_name("vermin")), "--target=3.11-", "--violations", "--eval-annotations",
-         "--no-tips", "--no-parse-comments", *paths],
+        [str(Path(sys.executable).with_name("vermin")), "--target=3.11-", "--violations",
+         "--eval-annotations", "--no-tips", "--no-parse-comments", *paths],
         cwd=ROOT, capture_output=True, text=True,
     )
 

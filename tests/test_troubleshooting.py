@@ -14,23 +14,24 @@ from __future__ import annotations
 import contextlib
 import difflib
 import imaplib
-import re
 import smtplib
 import socket
 import ssl
 import subprocess
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from course import DOCS, LANGUAGES
+from helpers.labs import edited
+from helpers.mail import delivery_line, send_through_relay
+from helpers.sessions import LineSession
+from helpers.transcripts import as_pattern, text_blocks
 from mailtls.config import LabConfig
 from mailtls.errors import LabError
 from mailtls.hosts import LEGACY, MAIL, RELAY
 from mailtls.lab import resolve_lab_names
-from test_docs_transcripts import LineSession, as_pattern
-from test_lab_relay import delivery_line, send_through_relay
 
 pytestmark = pytest.mark.lab
 
@@ -60,26 +61,6 @@ def s_client(lines: list[str], address: str, port: int, *options: str) -> None:
     done = subprocess.run(["openssl", "s_client", "-connect", f"{address}:{port}", *options],
                           input="", capture_output=True, text=True, timeout=30)
     lines += (done.stdout + done.stderr).splitlines()
-
-
-@contextlib.contextmanager
-def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
-    """Replace text in the scratch copy's files (``mail/main.cf``: [(old, new)]), reload, restore."""
-    originals = {}
-    for name, replacements in changes.items():
-        path = lab.labs / "hosts" / name
-        originals[path] = text = path.read_text()
-        for old, new in replacements:
-            assert old in text, f"{name} has no {old!r}"
-            text = text.replace(old, new)
-        path.write_text(text)
-    try:
-        lab.backend.reload()
-        yield
-    finally:
-        for path, text in originals.items():
-            path.write_text(text)
-        lab.backend.reload()
 
 
 def client_hello_until_closed(address: str, port: int) -> None:
@@ -114,22 +95,17 @@ def login_before_tls(lab, lines: list[str]) -> None:
     with smtplib.SMTP("mail.lab.test", 587, timeout=10) as client:
         fails(lines, lambda: client.login(alice.login, alice.password))
     address = lab.address("mail.lab.test")
-    session = LineSession(address, 587, lines)
-    session.read_smtp_reply()
-    for command in ("EHLO laptop.example.org", "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "QUIT"):
-        session.send(command)
+    with LineSession(address, 587, lines) as session:
         session.read_smtp_reply()
-    session.close()
+        session.smtp("EHLO laptop.example.org", "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "QUIT")
 
     client = imaplib.IMAP4("mail.lab.test", 143, timeout=10)
     assert "LOGINDISABLED" in client.capabilities
     fails(lines, lambda: client.login(alice.login, alice.password))
     client.shutdown()
-    session = LineSession(address, 143, lines)
-    session.read_imap_until("*")
-    session.send(f"a1 LOGIN {alice.login} secret")
-    session.read_imap_until("a1")
-    session.close()
+    with LineSession(address, 143, lines) as session:
+        session.read_imap_until("*")
+        session.imap(f"a1 LOGIN {alice.login} secret")
 
 
 def certificates(lab, lines: list[str]) -> None:
@@ -155,7 +131,8 @@ def certificates(lab, lines: list[str]) -> None:
     ca = str(lab.ca_file)
     s_client(lines, selfsigned, 25, "-starttls", "smtp", "-servername", "selfsigned.lab.test", "-CAfile", ca)
     s_client(lines, mail, 465, "-servername", "mail.lab.test")
-    s_client(lines, mail, 993, "-servername", "imap.lab.test", "-verify_hostname", "imap.lab.test", "-CAfile", ca)
+    s_client(lines, mail, 993, "-servername", "imap.lab.test",
+             "-verify_hostname", "imap.lab.test", "-CAfile", ca)
 
 
 def relay_levels(lab, lines: list[str]) -> None:
@@ -196,7 +173,8 @@ def second_configuration(lab, lines: list[str]) -> None:
         "mail/master.cf": [("  -o smtpd_tls_wrappermode=yes\n", "")],
         "legacy/main.cf": [("smtpd_tls_security_level = none\n",
                             "smtpd_tls_security_level = none\nsmtpd_use_tls = yes\n")],
-        "relay/main.cf": [("smtp_tls_CAfile = /run/mailtls/ca.pem", "smtp_tls_CAfile = /run/mailtls/selfsigned.lab.test.pem")],
+        "relay/main.cf": [("smtp_tls_CAfile = /run/mailtls/ca.pem",
+                           "smtp_tls_CAfile = /run/mailtls/selfsigned.lab.test.pem")],
     }
     with edited(lab, changes):
         fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=ssl.create_default_context(),
@@ -207,26 +185,19 @@ def second_configuration(lab, lines: list[str]) -> None:
         fails(lines, lambda: imaplib.IMAP4_SSL("mail.lab.test", 993, ssl_context=tls12, timeout=10))
 
         fails(lines, lambda: smtplib.SMTP_SSL("mail.lab.test", 465, context=lab.ssl_context(), timeout=WAIT))
-        session = LineSession(lab.address("mail.lab.test"), 465, lines)
-        greeting = session.read_smtp_reply()
-        session.send("EHLO laptop.example.org")
-        session.read_smtp_reply()
-        session.send("QUIT")
-        session.read_smtp_reply()
-        session.close()
+        with LineSession(lab.address("mail.lab.test"), 465, lines) as session:
+            greeting = session.read_smtp_reply()
+            session.smtp("EHLO laptop.example.org", "QUIT")
         assert greeting.startswith("220 ") and "250-AUTH PLAIN LOGIN" in lines  # AUTH offered in clear
 
         done = lab.backend.postfix_command(LEGACY, "postconf", "smtpd_use_tls", "smtpd_tls_security_level")
         lines += (done.stdout + done.stderr).splitlines()
-        session = LineSession(lab.address("legacy.lab.test"), 25, lines)
-        session.read_smtp_reply()
-        session.send("EHLO laptop.example.org")
-        ehlo = len(lines)
-        session.read_smtp_reply()
-        assert not [line for line in lines[ehlo:] if "STARTTLS" in line]  # the level, none, wins
-        session.send("QUIT")
-        session.read_smtp_reply()
-        session.close()
+        with LineSession(lab.address("legacy.lab.test"), 25, lines) as session:
+            session.read_smtp_reply()
+            ehlo = len(lines)
+            session.smtp("EHLO laptop.example.org")
+            assert not [line for line in lines[ehlo:] if "STARTTLS" in line]  # the level, none, wins
+            session.smtp("QUIT")
 
         queue_id, _ = send_through_relay(lab, "alice+verify@lab.test")
         assert "status=deferred" in delivery_line(queue_id)
@@ -239,13 +210,10 @@ def missing_certificate(lab, lines: list[str]) -> None:
     missing = "/run/mailtls/mail.lab.test.missing.pem"
     with edited(lab, {"mail/main.cf": [("smtpd_tls_chain_files = /run/mailtls/mail.lab.test.chain.pem",
                                         f"smtpd_tls_chain_files = {missing}")]}):
-        session = LineSession(lab.address("mail.lab.test"), 25, lines)
-        session.read_smtp_reply()
-        for command in ("EHLO laptop.example.org", "STARTTLS"):
-            session.send(command)
+        with LineSession(lab.address("mail.lab.test"), 25, lines) as session:
             session.read_smtp_reply()
-        fails(lines, lambda: session.starttls(lab.ssl_context()))
-        session.close()
+            session.smtp("EHLO laptop.example.org", "STARTTLS")
+            fails(lines, lambda: session.starttls(lab.ssl_context()))
         with smtplib.SMTP("mail.lab.test", 25, timeout=10) as client:
             fails(lines, lambda: client.starttls(context=lab.ssl_context()))
         s_client(lines, lab.address("mail.lab.test"), 25, "-starttls", "smtp", "-servername", "mail.lab.test")
@@ -270,8 +238,7 @@ def said(lab) -> list[str]:
 
 def quoted_lines(language: str) -> list[str]:
     """Every non-empty line of the page's ``text`` blocks."""
-    text = (DOCS / language / PAGE).read_text(encoding="utf-8")
-    blocks = re.findall(r"^```text\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    blocks = text_blocks(DOCS / language / PAGE)
     return sorted({line for block in blocks for line in block.splitlines() if line.strip()})
 
 

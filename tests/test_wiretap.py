@@ -14,7 +14,14 @@ import pytest
 
 from mailtls.config import LabConfig
 from mailtls.runtime import set_wiretap_mode, transcript_path
-from mailtls.wiretap import Route, refusal, starttls_command, starttls_verdict, strip_imap_line, strip_smtp_reply
+from mailtls.wiretap import (
+    Route,
+    refusal,
+    starttls_command,
+    starttls_verdict,
+    strip_imap_line,
+    strip_smtp_reply,
+)
 
 # -- The rewriting rules, on the texts the lab's servers send ---------------------------------------
 
@@ -34,7 +41,8 @@ def test_strip_keeps_a_well_formed_reply_when_starttls_was_last() -> None:
 
 
 def test_strip_removes_starttls_from_imap_capabilities() -> None:
-    greeting = b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS LOGINDISABLED] Dovecot ready.\r\n"
+    greeting = (b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS"
+                b" LOGINDISABLED] Dovecot ready.\r\n")
     assert strip_imap_line(greeting) == greeting.replace(b" STARTTLS", b"")
     assert strip_imap_line(b"* CAPABILITY IMAP4rev1 STARTTLS\r\n") == b"* CAPABILITY IMAP4rev1\r\n"
     assert strip_imap_line(b"a1 OK STARTTLS is fine\r\n") == b"a1 OK STARTTLS is fine\r\n"  # not a capability
@@ -113,7 +121,8 @@ def test_record_sees_starttls_begin_and_nothing_after(lab, wiretap) -> None:
         client.starttls(context=client_context(lab))
         client.login(alice.login, alice.password)
     seen = transcript_text(lab)
-    assert "ehlo laptop.lab.test" in seen.lower() and "STARTTLS" in seen and "220 2.0.0 Ready to start TLS" in seen
+    assert "ehlo laptop.lab.test" in seen.lower() and "STARTTLS" in seen \
+        and "220 2.0.0 Ready to start TLS" in seen
     assert "AUTH" not in seen.split("Ready to start TLS")[1]
     assert any("encrypted_bytes" in e for e in lab.transcript())
 
@@ -127,7 +136,8 @@ def test_strip_downgrades_an_opportunistic_client_and_stops_a_strict_one(lab, wi
         opportunistic.ehlo()
         assert not opportunistic.has_extn("starttls")
         assert opportunistic.docmd("STARTTLS") == (502, b"5.5.1 Error: command not implemented")
-        opportunistic.sendmail("someone@example.org", ["bob@lab.test"], f"Subject: {subject}\r\n\r\nsecret plans\r\n")
+        opportunistic.sendmail("someone@example.org", ["bob@lab.test"],
+                               f"Subject: {subject}\r\n\r\nsecret plans\r\n")
     assert "secret plans" in transcript_text(lab), "the downgraded message crossed in clear"
 
     with smtplib.SMTP(mitm, 587, timeout=10) as strict:

@@ -92,9 +92,11 @@ class Backend(ABC):
 
     def preflight(self) -> None:
         """Refuse early, with a reason, rather than half-start (before anything is made)."""
+        return None  # by default, nothing to refuse
 
     def prepare(self, on_progress: Progress) -> None:
         """What must exist before the lab's files are made (images, for containers)."""
+        return None  # by default, nothing
 
     def engine_name(self) -> str | None:
         """The container engine, recorded in the lab's state (None for backends without one)."""

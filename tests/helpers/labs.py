@@ -1,0 +1,60 @@
+"""The lab's files as the tests handle them: a scratch copy of labs/, edits to it, the engine's listing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from helpers.paths import LABS
+
+
+def scratch_labs(destination: Path) -> Path:
+    """Copy labs/ into ``destination`` (made if missing, filled if it exists) and return it.
+
+    The jupyter image's wheelhouse (``labs/wheels``, if it was made) is left out: a lab does not
+    need it and it is large.
+    """
+    shutil.copytree(LABS, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("wheels"))
+    return destination
+
+
+@contextlib.contextmanager
+def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
+    """Replace text in a running lab's copy of labs/, reload, and restore and reload on the way out.
+
+    ``lab`` is the tests' ``LabUnderTest`` (``.labs``, ``.backend``); ``changes`` maps a file under
+    ``hosts/`` (``"mail/main.cf"``) to ``(old, new)`` pairs. Fails the test when ``old`` is not in
+    the file; the reload's ``LabError`` passes through.
+    """
+    originals = {}
+    for name, replacements in changes.items():
+        path = lab.labs / "hosts" / name
+        originals[path] = text = path.read_text()
+        for old, new in replacements:
+            assert old in text, f"{name} has no {old!r}"
+            text = text.replace(old, new)
+        path.write_text(text)
+    try:
+        lab.backend.reload()
+        yield
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
+        lab.backend.reload()
+
+
+def container_listing(*options: str) -> str:
+    """``ENGINE ps -a OPTIONS --format {{.Names}}``: the names of the containers, one a line.
+
+    ENGINE is the container engine the containers backend uses (Podman or Docker); ``options``
+    narrows the list (``"--filter", "label=..."``).
+    """
+    from mailtls.backends.containers import engine, engine_env
+
+    name = engine()
+    return subprocess.run([name, "ps", "-a", *options, "--format", "{{.Names}}"], capture_output=True,
+                          text=True, env={**os.environ, **engine_env(name)}).stdout
