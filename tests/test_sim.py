@@ -134,7 +134,7 @@ def test_commands_pipelined_with_starttls_are_discarded(sim_lab) -> None:
 
 
 @pytest.mark.parametrize("engine", ["ssl", "tlslite"])
-def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine: str, monkeypatch) -> None:
+def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine: str, request) -> None:
     """What ``starttls()`` without a context does, with either engine, as CPython does on the real lab.
 
     ``ssl._create_stdlib_context()`` (``CERT_NONE``, no host name check) completes the handshake
@@ -144,7 +144,8 @@ def test_a_context_that_verifies_nothing_accepts_any_certificate(sim_lab, engine
     """
     from mailtls.sim import network, tls
 
-    monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
+    previous = tls.use(engine)
+    request.addfinalizer(lambda: tls.use(previous))
 
     def starttls(name: str, port: int, context: ssl.SSLContext):
         sock = network.open_connection(LabConfig().address(host(name)), port, timeout=10)
@@ -334,11 +335,12 @@ def normalise(text: str) -> str:
 
 @pytest.mark.lab
 @pytest.mark.parametrize("engine", ["ssl", "tlslite"])
-def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property, monkeypatch) -> None:
+def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property, request) -> None:
     """Fidelity with either TLS engine: the ``ssl`` module (CPython) or tlslite-ng (the browser's)."""
     from mailtls.sim import network, tls
 
-    monkeypatch.setattr(tls, "USE_TLSLITE", engine == "tlslite")
+    previous = tls.use(engine)
+    request.addfinalizer(lambda: tls.use(previous))
 
     user = lab.user("alice")
     real_context = ssl.create_default_context(cafile=str(lab.ca_file))

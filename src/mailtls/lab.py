@@ -140,7 +140,7 @@ def connect(runtime: Path | None = None, backend: str | None = None,
     environ = os.environ if environ is None else environ
     backend = backend or environ.get("MAILTLS_BACKEND") or ("sim" if sys.platform == "emscripten" else None)
     if backend == "sim":
-        runtime = simulated_lab().files
+        runtime = simulated_lab(environ.get("MAILTLS_SIM_TLS")).files
     config = LabConfig.from_environment(environ)
     status = LabStatus.read(runtime or config.runtime)
     if status is None:
@@ -153,9 +153,17 @@ def connect(runtime: Path | None = None, backend: str | None = None,
 _simulated = None
 
 
-def simulated_lab():
-    """This process's simulated lab, started on first use (see ``mailtls.sim``)."""
+def simulated_lab(tls_engine: str | None = None):
+    """This process's simulated lab, started on first use (see ``mailtls.sim``).
+
+    ``tls_engine`` (``ssl`` or ``tlslite``; ``MAILTLS_SIM_TLS`` for ``connect``) chooses how the
+    simulation does TLS from now on; by default ``ssl``, and tlslite-ng in the browser.
+    """
     global _simulated
+    from mailtls.sim import tls
+
+    if tls_engine:
+        tls.use(tls_engine)
     if _simulated is None:
         from mailtls.sim.lab import SimLab
 

@@ -7,12 +7,11 @@ runs the very same context (its CA, its ``verify_mode`` and ``check_hostname``) 
 fails on a real network. :class:`ServerSide` is the server's half of a session.
 
 In the browser, where ``ssl`` is a stub, :mod:`mailtls.sim.browser_tls` puts tlslite-ng
-behind the same interface (and CPython uses it too with ``MAILTLS_SIM_TLS=tlslite``).
+behind the same interface (and CPython uses it too after ``use("tlslite")``).
 """
 
 from __future__ import annotations
 
-import os
 import ssl
 import sys
 from collections.abc import Callable
@@ -21,8 +20,26 @@ from typing import Any
 from mailtls.sim.sockets import SocketLike
 
 CHUNK = 1 << 16
+ENGINES = ("ssl", "tlslite")
 # In the browser the ``ssl`` module cannot do TLS; CPython can use tlslite too, to test that path.
-USE_TLSLITE = sys.platform == "emscripten" or os.environ.get("MAILTLS_SIM_TLS") == "tlslite"
+_engine = "tlslite" if sys.platform == "emscripten" else "ssl"
+
+
+def use(engine: str) -> str:
+    """Run the simulated lab's TLS with ``engine`` (``ssl`` or ``tlslite``) from now on; return the previous one.
+
+    Raises ValueError for another name, and for ``ssl`` in the browser, whose ``ssl`` cannot do TLS.
+    """
+    global _engine
+    if engine not in ENGINES or (engine == "ssl" and sys.platform == "emscripten"):
+        raise ValueError(f"the simulated lab's TLS engine is one of {', '.join(ENGINES)} (ssl not in the browser), "
+                         f"not {engine!r}")
+    previous, _engine = _engine, engine
+    return previous
+
+
+def engine_in_use() -> str:
+    return _engine
 
 
 class ServerSide:
@@ -146,7 +163,7 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False, 
                  suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
                  session: ssl.SSLSession | None = None) -> Any:
     if isinstance(sock, SocketLike):
-        if USE_TLSLITE:
+        if _engine == "tlslite":
             from mailtls.sim import browser_tls
 
             return browser_tls.ClientSocket(context, sock, server_hostname, session)
@@ -166,7 +183,7 @@ def server_context(certfile: str, keyfile: str, minimum: str = "TLSv1.2") -> ssl
 
 def server_side(context: ssl.SSLContext, send: Callable[[bytes], None]) -> Any:
     """The server's half of a new TLS session."""
-    if USE_TLSLITE:
+    if _engine == "tlslite":
         from mailtls.sim import browser_tls
 
         return browser_tls.ServerSide(context, send)
