@@ -41,27 +41,12 @@ class Lab:
 
     def __init__(self, status: LabStatus) -> None:
         self.status = status
-
-    @property
-    def backend(self) -> str:
-        return self.status.backend
-
-    @property
-    def ca_file(self) -> Path:
-        return Path(self.status.ca_file)
-
-    @property
-    def services(self) -> tuple[Endpoint, ...]:
-        return self.status.services
-
-    @property
-    def users(self) -> tuple[User, ...]:
-        return self.status.users
-
-    @property
-    def servers(self) -> dict[str, str]:
-        """The versions of mail.lab.test's servers: ``{"postfix": "3.7.11", "dovecot": "2.3.19.1"}``."""
-        return self.status.servers
+        self.backend: str = status.backend  # containers, native or sim
+        self.ca_file = Path(status.ca_file)
+        self.services: tuple[Endpoint, ...] = status.services
+        self.users: tuple[User, ...] = status.users
+        # The versions of mail.lab.test's servers: {"postfix": "3.7.11", "dovecot": "2.3.19.1"}.
+        self.servers: dict[str, str] = status.servers
 
     def __str__(self) -> str:
         """One line saying which servers answer: the notebooks print it above their outputs."""

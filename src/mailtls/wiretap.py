@@ -185,11 +185,15 @@ class Relay:
         if self.mode is not Mode.PASS:
             self.transcript.write(self.number, self.route, sender, **data)
 
+    def passes_raw(self, sender: str, data: bytes) -> bool:
+        """Whether ``data`` goes on untouched (raw mode); if so, its size is noted, not its bytes."""
+        if self.raw and data:
+            self.note(sender, encrypted=len(data))
+        return self.raw
+
     def from_client(self, data: bytes) -> tuple[bytes, bytes]:
         """What the client sent; returns (bytes for the server, bytes for the client)."""
-        if self.raw:
-            if data:
-                self.note("client", encrypted=len(data))
+        if self.passes_raw("client", data):
             return data, b""
         self.from_client_buffer += data
         upstream = back = b""
@@ -207,9 +211,7 @@ class Relay:
 
     def from_server(self, data: bytes) -> tuple[bytes, bytes]:
         """What the server sent; returns (bytes for the client, bytes for the server)."""
-        if self.raw:
-            if data:
-                self.note("server", encrypted=len(data))
+        if self.passes_raw("server", data):
             return data, b""
         self.from_server_buffer += data
         back = upstream = b""
