@@ -22,7 +22,6 @@ import json
 import re
 import smtplib
 import ssl
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 from mailtls import maillog
 from mailtls.errors import LabError
 from mailtls.lab import Lab
+from mailtls.polling import WaitTimeout, wait_until
 
 if TYPE_CHECKING:  # the exercises import this module for what their criteria share
     from mailtls.exercises import Exercise
@@ -96,14 +96,17 @@ def through_relay(lab: Lab, recipient: str) -> tuple[str, str]:
     if code != 250:
         raise Failed(f"the relay refused a message for {recipient}: {code} {reply.decode()}")
     queue_id = re.search(rb"queued as (\w+)", reply)[1].decode()  # type: ignore[index]
-    deadline = time.monotonic() + DELIVERY_WAIT
-    while time.monotonic() < deadline:
+
+    def delivery() -> tuple[str, str] | None:
         lines = lab.log("relay.lab.test").splitlines()
         number = maillog.find_delivery(lines, queue_id, recipient)
-        if number is not None:
-            return lines[number], tls_line_before(lines, number)
-        time.sleep(0.3)
-    raise Failed(f"the relay did not try to deliver the message for {recipient} within {DELIVERY_WAIT:.0f} s")
+        return None if number is None else (lines[number], tls_line_before(lines, number))
+
+    try:
+        return wait_until(delivery, DELIVERY_WAIT, f"the relay's delivery to {recipient}", interval=0.3)
+    except WaitTimeout:
+        raise Failed(f"the relay did not try to deliver the message for {recipient} "
+                     f"within {DELIVERY_WAIT:.0f} s") from None
 
 
 def tls_line_before(lines: list[str], number: int) -> str:

@@ -6,9 +6,10 @@ true or the time is up, and then says what it was waiting for.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from mailtls import polling
 
 T = TypeVar("T")
 
@@ -19,21 +20,16 @@ class WaitTimeout(AssertionError):
 
 def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.5,
                what: str = "a condition") -> T:
-    """Call ``predicate`` until it returns something true, and return that.
+    """The package's one polling primitive (``mailtls.polling.wait_until``), failing a test when the time is up.
 
     ``timeout`` and ``interval`` are in seconds. ``predicate`` is always asked at least once, and
-    once more at the deadline. Raises ``WaitTimeout`` naming ``what`` (and the last answer) when
-    the time is up; exceptions from ``predicate`` pass through.
+    once more at the deadline. Raises ``WaitTimeout`` naming ``what`` when the time is up;
+    exceptions from ``predicate`` pass through.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = predicate()
-        if answer:
-            return answer
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what} (last answer: {answer!r})")
-        time.sleep(min(interval, left))
+    try:
+        return polling.wait_until(predicate, timeout, what, interval)
+    except polling.WaitTimeout as error:
+        raise WaitTimeout(f"timed out waiting for {error}") from None
 
 
 def within(predicate: Callable[[], T], timeout: float, interval: float = 0.5) -> T | None:
