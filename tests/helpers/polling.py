@@ -20,7 +20,7 @@ class WaitTimeout(AssertionError):
 
 def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.5,
                what: str = "a condition") -> T:
-    """The package's one polling primitive (``mailtls.polling.wait_until``), failing a test when the time is up.
+    """The package's polling primitive (``mailtls.polling.wait_until``), failing a test when time is up.
 
     ``timeout`` and ``interval`` are in seconds. ``predicate`` is always asked at least once, and
     once more at the deadline. Raises ``WaitTimeout`` naming ``what`` when the time is up;
