@@ -23,7 +23,7 @@ MAX_STUDENTS = 50
 # the hosts' keys and certificates, the users' passwords, the mailboxes and the wiretap's
 # transcripts. Inside a container they are there; the single lab on this machine keeps them
 # there too.
-CONFIG_PATH = Path("/run/mailtls")
+SINGLE_LAB_RUNTIME = Path("/run/mailtls")
 # A classroom host keeps student K's generated files in CLASSROOM_RUNTIME/student-K.
 CLASSROOM_RUNTIME = Path("/run/mailtls-classroom")
 
@@ -85,7 +85,7 @@ class LabConfig:
     @property
     def runtime(self) -> Path:
         """The folder of the lab's generated files on this machine."""
-        return CONFIG_PATH if self.student is None else student_runtime(self.student)
+        return SINGLE_LAB_RUNTIME if self.student is None else student_runtime(self.student)
 
     def host_runtime(self, host: Host) -> Path:
         """The host's folder on this machine: its logs (and, natively, its queue and state)."""
@@ -102,7 +102,7 @@ class LabConfig:
         and the native backend, whose servers see this machine's folders, runs a copy that names
         them. Nothing changes for the single lab.
         """
-        return text.replace(f"{CONFIG_PATH}/", f"{self.runtime}/")
+        return text.replace(f"{SINGLE_LAB_RUNTIME}/", f"{self.runtime}/")
 
     # -- Its network -----------------------------------------------------------------------------
 
