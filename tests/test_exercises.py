@@ -85,7 +85,8 @@ def test_a_subpackage_without_an_exercise_is_refused(tmp_path: Path, monkeypatch
 
 @pytest.mark.parametrize("name", NAMES)
 def test_start_then_solution_leaves_a_working_configuration(labs: Path, name: str) -> None:
-    """Start changes something or nothing; the solution changes something; start-only exercises come back whole."""
+    """Start changes something or nothing; the solution changes something; start-only exercises come
+    back whole."""
     original = snapshot(labs)
     exercise = exercises.find(name)
     started = exercises.apply(exercise, "start", labs)
@@ -111,10 +112,12 @@ def test_an_edit_that_does_not_apply_changes_nothing(labs: Path) -> None:
 
 
 def test_the_command_line_lists_and_refuses_unknown_exercises() -> None:
-    listed = subprocess.run([sys.executable, "-m", "mailtls", "check", "--list"], capture_output=True, text=True)
+    listed = subprocess.run([sys.executable, "-m", "mailtls", "check", "--list"], capture_output=True,
+                            text=True)
     assert listed.returncode == 0
     assert [line.split()[1] for line in listed.stdout.splitlines()] == NAMES
-    unknown = subprocess.run([sys.executable, "-m", "mailtls", "check", "tls13"], capture_output=True, text=True)
+    unknown = subprocess.run([sys.executable, "-m", "mailtls", "check", "tls13"], capture_output=True,
+                             text=True)
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("error: no exercise 'tls13': the exercises are certificate, submission")
 
@@ -149,7 +152,8 @@ def test_check_command_exit_code_and_report(lab, tmp_path: Path) -> None:
     env_labs = {"MAILTLS_LABS": str(lab.labs)}
     done = subprocess.run([sys.executable, "-m", "mailtls", "check", "relay-policy", "--report", str(report)],
                           capture_output=True, text=True, env={**os.environ, **env_labs})
-    assert done.returncode == 1, done.stdout + done.stderr  # the lab as it comes has no policy for mail.lab.test
+    # the lab as it comes has no policy for mail.lab.test
+    assert done.returncode == 1, done.stdout + done.stderr
     assert "[FAILED] the relay verifies mail.lab.test" in done.stdout
     assert "over TLS it did not verify (Trusted, not Verified)" in done.stdout
     record = json.loads(report.with_name("alice-ex4.json").read_text())

@@ -71,10 +71,10 @@ def smtp_session(sim_lab, host: str = "mail.lab.test", port: int = 587):
 
 lines = st.one_of(
     st.binary(max_size=300),
-    st.sampled_from([b"EHLO x", b"HELO", b"MAIL FROM:<a@lab.test>", b"RCPT TO:<alice@lab.test>", b"DATA", b".",
-                     b"AUTH PLAIN", b"AUTH LOGIN", b"AUTH PLAIN !!!", b"STARTTLS", b"RSET", b"QUIT", b"*",
-                     b"a LOGIN alice x", b"b AUTHENTICATE PLAIN", b"c SELECT INBOX", b"d FETCH 1 (RFC822)",
-                     b"x" * 5000]),
+    st.sampled_from([b"EHLO x", b"HELO", b"MAIL FROM:<a@lab.test>", b"RCPT TO:<alice@lab.test>", b"DATA",
+                     b".", b"AUTH PLAIN", b"AUTH LOGIN", b"AUTH PLAIN !!!", b"STARTTLS", b"RSET", b"QUIT",
+                     b"*", b"a LOGIN alice x", b"b AUTHENTICATE PLAIN", b"c SELECT INBOX",
+                     b"d FETCH 1 (RFC822)", b"x" * 5000]),
 ).map(lambda line: line + b"\r\n")
 
 
@@ -105,7 +105,8 @@ def test_imapd_answers_any_input(sim_lab, conversation: list[bytes], port: int) 
     assert session.greeting().startswith(b"* OK [CAPABILITY ")
     for line in conversation:
         reply = session.receive(line)
-        assert reply.data.endswith(b"\r\n") and reply.data[:1] in (b"*", b"+") or re.match(rb"[A-Za-z0-9.]+ ", reply.data)
+        assert (reply.data.endswith(b"\r\n") and reply.data[:1] in (b"*", b"+")
+                or re.match(rb"[A-Za-z0-9.]+ ", reply.data))
         if reply.close:
             break
 
@@ -193,12 +194,14 @@ def test_the_relay_logs_what_the_checker_reads(sim_lab) -> None:
     lines = sim_lab.log_file("relay.lab.test").read_text().splitlines()
     kinds = (maillog.QueueActive, maillog.Delivery, maillog.TlsConnection, maillog.VerificationFailed)
     unread = [line for line in lines
-              if (parsed := maillog.LogLine.parse(line)) is None or not any(kind.parse(parsed.text) for kind in kinds)]
+              if (parsed := maillog.LogLine.parse(line)) is None
+              or not any(kind.parse(parsed.text) for kind in kinds)]
     assert lines and not unread
     number = maillog.find_delivery(lines, queue_id, "alice@lab.test")
     assert number is not None
     delivery = maillog.delivery(lines[number])
-    assert (delivery.status, delivery.dsn, delivery.reason.split(" ")[:2]) == ("sent", "2.0.0", ["250", "2.0.0"])
+    assert ((delivery.status, delivery.dsn, delivery.reason.split(" ")[:2])
+            == ("sent", "2.0.0", ["250", "2.0.0"]))
     tls = maillog.tls_before(lines, number)
     assert tls is not None and maillog.tls_connection(lines[tls]).where == delivery.relay
     assert maillog.LogLine.parse(lines[tls]).process == maillog.LogLine.parse(lines[number]).process
@@ -219,25 +222,26 @@ class Scenario:
 SMTP_MESSAGE = ["Subject: fidelity", "", "Hello.", "."]
 SCENARIOS = [
     Scenario("mx in clear", "mail.lab.test", 25, [
-        "EHLO x", "MAIL FROM:<>", "MAIL FROM:<a@example.org>", "RCPT TO:<x@example.org>", "RCPT TO:<nobody@lab.test>",
-        "RCPT TO:<alice@lab.test>", "RCPT TO:<alice+x@lab.test>", "RSET", "MAIL", "NOOP", "AUTH PLAIN",
-        "VRFY alice", "FOO", "DATA", "HELO x", "QUIT"]),
+        "EHLO x", "MAIL FROM:<>", "MAIL FROM:<a@example.org>", "RCPT TO:<x@example.org>",
+        "RCPT TO:<nobody@lab.test>", "RCPT TO:<alice@lab.test>", "RCPT TO:<alice+x@lab.test>", "RSET", "MAIL",
+        "NOOP", "AUTH PLAIN", "VRFY alice", "FOO", "DATA", "HELO x", "QUIT"]),
     Scenario("mx with STARTTLS", "mail.lab.test", 25, [
         "EHLO x", "STARTTLS", "EHLO x", "STARTTLS", "AUTH PLAIN", "MAIL FROM:<a@example.org>",
         "RCPT TO:<alice@lab.test>", "DATA", *SMTP_MESSAGE, "QUIT"]),
     Scenario("submission before TLS", "mail.lab.test", 587, [
-        "EHLO x", "AUTH PLAIN {plain}", "MAIL FROM:<a@lab.test>", "RCPT TO:<a@lab.test>", "DATA", "RSET", "NOOP",
-        "HELO x", "VRFY a", "QUIT"]),
+        "EHLO x", "AUTH PLAIN {plain}", "MAIL FROM:<a@lab.test>", "RCPT TO:<a@lab.test>", "DATA", "RSET",
+        "NOOP", "HELO x", "VRFY a", "QUIT"]),
     Scenario("submission after STARTTLS", "mail.lab.test", 587, [
-        "EHLO x", "STARTTLS", "EHLO x", "AUTH PLAIN !!!", "AUTH FOO", "AUTH LOGIN", "*", "MAIL FROM:<a@lab.test>",
-        "RCPT TO:<alice@lab.test>", "RSET", "AUTH PLAIN {plain}", "AUTH PLAIN {plain}", "MAIL FROM:<{alice}>",
-        "RCPT TO:<someone@example.org>", "RCPT TO:<{alice}>", "DATA", *SMTP_MESSAGE, "QUIT"]),
+        "EHLO x", "STARTTLS", "EHLO x", "AUTH PLAIN !!!", "AUTH FOO", "AUTH LOGIN", "*",
+        "MAIL FROM:<a@lab.test>", "RCPT TO:<alice@lab.test>", "RSET", "AUTH PLAIN {plain}",
+        "AUTH PLAIN {plain}", "MAIL FROM:<{alice}>", "RCPT TO:<someone@example.org>", "RCPT TO:<{alice}>",
+        "DATA", *SMTP_MESSAGE, "QUIT"]),
     Scenario("submissions (implicit TLS)", "mail.lab.test", 465, [
         "EHLO x", "MAIL FROM:<{alice}>", "RCPT TO:<{alice}>", "AUTH LOGIN", "{login64}", "{password64}",
         "MAIL FROM:<{alice}>", "RCPT TO:<{alice}>", "QUIT"], implicit_tls=True),
     Scenario("legacy without TLS", "legacy.lab.test", 25, [
-        "EHLO x", "STARTTLS", "MAIL FROM:<a@example.org>", "RCPT TO:<x@legacy.lab.test>", "RCPT TO:<x@lab.test>",
-        "DATA", *SMTP_MESSAGE, "QUIT"]),
+        "EHLO x", "STARTTLS", "MAIL FROM:<a@example.org>", "RCPT TO:<x@legacy.lab.test>",
+        "RCPT TO:<x@lab.test>", "DATA", *SMTP_MESSAGE, "QUIT"]),
     Scenario("self-signed", "selfsigned.lab.test", 25, ["EHLO x", "STARTTLS", "EHLO x"]),
     Scenario("relay", "relay.lab.test", 25, [
         "EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<x@example.org>", "RCPT TO:<none@legacy.lab.test>",
@@ -335,7 +339,8 @@ def normalise(text: str) -> str:
 
 @pytest.mark.lab
 @pytest.mark.parametrize("engine", ["ssl", "tlslite"])
-def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property, request) -> None:
+def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property,
+                                                   request) -> None:
     """Fidelity with either TLS engine: the ``ssl`` module (CPython) or tlslite-ng (the browser's)."""
     from mailtls.sim import network, tls
 
@@ -345,7 +350,8 @@ def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, re
     user = lab.user("alice")
     real_context = ssl.create_default_context(cafile=str(lab.ca_file))
     sim_context = ssl.create_default_context(cafile=str(sim_lab.files / "ca.pem"))
-    sim_user = next((login, password) for login, password in sim_lab.passwords.items() if login.startswith("alice"))
+    sim_user = next((login, password) for login, password in sim_lab.passwords.items()
+                    if login.startswith("alice"))
     compared = matched = 0
     mismatches = []
     for scenario in SCENARIOS:
@@ -353,12 +359,13 @@ def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, re
                         real_context, scenario, (user.login, user.password))
         simulated = converse(lambda host, port: network.open_connection(lab.address(host), port, timeout=10),
                              sim_context, scenario, sim_user)
-        for (step, real_reply), (_, sim_reply) in zip(real, simulated):
+        for (step, real_reply), (_, sim_reply) in zip(real, simulated, strict=False):
             compared += 1
             if real_reply == sim_reply or (scenario.name, step) in KNOWN_DIFFERENCES:
                 matched += real_reply == sim_reply
                 continue
-            mismatches.append(f"{scenario.name} / {step[:60]}:\n  real: {real_reply!r}\n  sim:  {sim_reply!r}")
+            mismatches.append(f"{scenario.name} / {step[:60]}:\n"
+                              f"  real: {real_reply!r}\n  sim:  {sim_reply!r}")
         assert len(real) == len(simulated), f"{scenario.name}: the conversations differ in length"
     record_property("fidelity", f"{matched}/{compared}")
     print(f"\nfidelity on the {lab.backend_name} lab with {engine}: {matched} of {compared} steps match")

@@ -32,16 +32,18 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+def _builder(subject: x509.Name, issuer: x509.Name,
+             public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
     """What every lab certificate has: names, key, a random serial and the lab's validity."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -121,7 +123,8 @@ class LabCA:
         return _cert_pem(self.certificate)
 
     def write(self, directory: Path) -> Path:
-        """Write the CA certificate as ``ca.pem`` (the CA key stays in memory: nothing else is signed later)."""
+        """Write the CA certificate as ``ca.pem`` (the CA key stays in memory: nothing else is signed
+        later)."""
         directory.mkdir(parents=True, exist_ok=True)
         return _write(directory / "ca.pem", self.cert_pem)
 

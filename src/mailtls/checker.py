@@ -147,9 +147,10 @@ def check(exercise: Exercise, lab: Lab) -> list[Result]:
         except Failed as failure:
             results.append(Result(title, False, str(failure)))
         except PermissionError:  # not the student's fault: say what to run, and record nothing
-            raise LabError(f"checking exercise {exercise.number} switches the wiretap on mitm.lab.test, which "
-                           "only root may do: run the check with sudo") from None
-        except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as error:  # the server did not answer as a server
+            raise LabError(f"checking exercise {exercise.number} switches the wiretap on mitm.lab.test, "
+                           "which only root may do: run the check with sudo") from None
+        except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as error:
+            # the server did not answer as a server
             results.append(Result(title, False, f"{type(error).__name__}: {error}"))
     return results
 
@@ -164,7 +165,7 @@ def write_report(path: Path, exercise: Exercise, lab: Lab, results: list[Result]
     stem = path.with_suffix("") if path.suffix in (".md", ".json") else path
     record = {
         "exercise": exercise.number, "name": exercise.name, "title": exercise.title,
-        "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "lab": {"backend": lab.backend, "fingerprint": fingerprint(lab)},
         "passed": all(r.passed for r in results),
         "criteria": [asdict(r) for r in results],
@@ -172,10 +173,12 @@ def write_report(path: Path, exercise: Exercise, lab: Lab, results: list[Result]
     json_path, markdown_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".md")
     json_path.write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# Exercise {exercise.number}: {exercise.title}", "",
-             f"Checked {record['checked_at']} on the {lab.backend} lab `{record['lab']['fingerprint'][:16]}`.", "",
+             f"Checked {record['checked_at']} on the {lab.backend} lab "
+             f"`{record['lab']['fingerprint'][:16]}`.", "",
              f"**{sum(r.passed for r in results)} of {len(results)} criteria passed.**", "",
              "| | criterion | detail |", "|---|---|---|"]
-    lines += [f"| {'passed' if r.passed else 'FAILED'} | {r.criterion} | {r.detail.replace('|', '/')} |" for r in results]
+    lines += [f"| {'passed' if r.passed else 'FAILED'} | {r.criterion} | {r.detail.replace('|', '/')} |"
+              for r in results]
     markdown_path.write_text("\n".join(lines) + "\n")
     return [markdown_path, json_path]
 
@@ -187,4 +190,5 @@ def print_results(exercise: Exercise, results: list[Result]) -> None:
         print(f"  [{'passed' if result.passed else 'FAILED'}] {result.criterion}")
         print(f"           {result.detail}")
     passed = sum(r.passed for r in results)
-    print(f"{passed} of {len(results)} criteria passed." + ("" if passed == len(results) else " Not done yet."))
+    print(f"{passed} of {len(results)} criteria passed."
+          + ("" if passed == len(results) else " Not done yet."))

@@ -50,7 +50,8 @@ def status_json(config: LabConfig) -> dict:
     result = described.to_json() if described else {"up": False}
     students = classroom.statuses() if config.student is None else []
     if students:
-        result["students"] = [{"student": number, "labs": labs, **status.to_json()} for number, labs, status in students]
+        result["students"] = [{"student": number, "labs": labs, **status.to_json()}
+                              for number, labs, status in students]
     return result
 
 
@@ -145,7 +146,8 @@ def config_for(args: argparse.Namespace, environment: LabConfig) -> LabConfig:
     if number is None or number == environment.student:
         return environment
     config = classroom.student_config(number)
-    if classroom.student_state(number) is None and not (args.command == "lab" and args.action in ("down", "status")):
+    if (classroom.student_state(number) is None
+            and not (args.command == "lab" and args.action in ("down", "status"))):
         raise classroom.no_lab_up(number)
     return config
 
@@ -175,12 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks = commands.add_parser("notebooks", help="JupyterLab on the notebooks, with a lab running")
     notebooks.add_argument("--port", type=int, default=8888, help="on 127.0.0.1 (default 8888)")
     notebooks.add_argument("--backend", choices=[*backends.NAMES, "sim"],
-                           help="for a lab started here (default: as lab up); sim: the simulated lab, no root needed")
+                           help="for a lab started here (default: as lab up); "
+                                "sim: the simulated lab, no root needed")
     check = commands.add_parser("check", help="does the lab do what an exercise asks? criterion by criterion")
     check.add_argument("exercise", nargs="?", help="its name or number (see --list)")
     check.add_argument("--list", action="store_true", help="list the exercises")
-    check.add_argument("--report", type=Path, metavar="FILE", help="also write FILE.md and FILE.json to hand in")
-    exercise = commands.add_parser("exercise", help="set an exercise up in labs/, or apply its reference solution")
+    check.add_argument("--report", type=Path, metavar="FILE",
+                       help="also write FILE.md and FILE.json to hand in")
+    exercise = commands.add_parser("exercise",
+                                   help="set an exercise up in labs/, or apply its reference solution")
     exercise.add_argument("action", choices=["start", "solve"])
     exercise.add_argument("exercise", help="its name or number (see `check --list`)")
     for command in (down, reload, logs, status, wiretap, check, exercise):

@@ -92,7 +92,8 @@ class Lab:
             Path(self.status.wiretap.mode_file).write_text(mode + "\n")
         except PermissionError:
             raise PermissionError(
-                f"only the lab's owner may switch the wiretap: run `sudo python -m mailtls lab wiretap {mode}`"
+                "only the lab's owner may switch the wiretap: run "
+                f"`sudo python -m mailtls lab wiretap {mode}`"
             ) from None
 
     @contextlib.contextmanager

@@ -123,7 +123,8 @@ def wait_until_ready(port: int, token: str, alive: Callable[[], bool]) -> None:
     try:
         wait_until(answers, READY_TIMEOUT, "JupyterLab's API", interval=0.5)
     except WaitTimeout:
-        raise LabError(f"JupyterLab did not answer on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s") from None
+        raise LabError(f"JupyterLab did not answer on 127.0.0.1:{port} "
+                       f"within {READY_TIMEOUT:.0f} s") from None
 
 
 def jupyter_arguments(port: int, root_dir: Path) -> list[str]:
@@ -151,8 +152,10 @@ class LocalJupyter:
             raise LabError("JupyterLab is not installed here: `make notebooks` installs it "
                            "(pip install --group notebooks)") from None
         install_settings(Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings")
-        command = [sys.executable, "-m", "jupyter", *jupyter_arguments(self.port, NOTEBOOKS), "--ServerApp.ip=127.0.0.1"]
-        self.process = subprocess.Popen(command, env={**os.environ, **self.environment, "JUPYTER_TOKEN": self.token},
+        command = [sys.executable, "-m", "jupyter", *jupyter_arguments(self.port, NOTEBOOKS),
+                   "--ServerApp.ip=127.0.0.1"]
+        self.process = subprocess.Popen(command,
+                                        env={**os.environ, **self.environment, "JUPYTER_TOKEN": self.token},
                                         stdin=subprocess.DEVNULL)
         return self
 
@@ -191,8 +194,8 @@ class ContainerJupyter:
         self.engine, self.labs = engine, self.backend.labs_in_use()
         context = self.labs / "images" / "jupyter"
         fill_wheelhouse(context, self.on_progress)
-        containers.build_image(self.engine, IMAGE, context, "JupyterLab from the wheelhouse", self.on_progress,
-                               self.labs)
+        containers.build_image(self.engine, IMAGE, context, "JupyterLab from the wheelhouse",
+                               self.on_progress, self.labs)
         self.env = {"MAILTLS_JUPYTER_TOKEN": self.token, "MAILTLS_JUPYTER_PORT": str(self.port),
                     "MAILTLS_NOTEBOOK_DIR": str(NOTEBOOKS)}
         self.remove()  # one left behind by a run that was killed
@@ -206,14 +209,16 @@ class ContainerJupyter:
         return inspected.stdout.strip() == "true"
 
     def remove(self) -> None:
-        run([self.engine, "rm", "--force", CONTAINER], check=False, env=containers.engine_env(self.engine, self.labs))
+        run([self.engine, "rm", "--force", CONTAINER], check=False,
+            env=containers.engine_env(self.engine, self.labs))
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
 
 
 def fill_wheelhouse(context: Path, on_progress: Callable[[str], None]) -> None:
-    """Wheels of the `notebooks` dependency group, fetched by this machine's pip, into the image's ``context``."""
+    """Wheels of the `notebooks` dependency group, fetched by this machine's pip, into the image's
+    ``context``."""
     wheels = context / "wheels"
     marker = wheels / "requirements.txt"
     wanted = notebook_requirements()

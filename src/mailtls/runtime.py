@@ -36,7 +36,8 @@ def state(config: LabConfig) -> LabState | None:
 
 
 def transcript_path(files: Path) -> Path:
-    """Where the wiretap of the lab whose generated files are in ``files`` writes what it relays (JSON lines)."""
+    """Where the wiretap of the lab whose generated files are in ``files`` writes what it relays
+    (JSON lines)."""
     return files / "transcripts" / "wiretap.jsonl"
 
 
@@ -64,7 +65,8 @@ def remove(config: LabConfig) -> None:
             config.runtime.parent.rmdir()
 
 
-def describe(config: LabConfig, backend: str, servers: dict[str, str], files: Path | None = None) -> LabStatus:
+def describe(config: LabConfig, backend: str, servers: dict[str, str],
+             files: Path | None = None) -> LabStatus:
     """The description of the lab that ``config`` names, as ``backend`` runs it.
 
     ``files`` is the folder of its generated files (made by ``prepare``, or by the simulated lab),
@@ -74,7 +76,8 @@ def describe(config: LabConfig, backend: str, servers: dict[str, str], files: Pa
     return LabStatus(
         backend=backend,
         ca_file=str(files / "ca.pem"),
-        services=tuple(Endpoint(h.name, s.name, config.address(h), s.port, s.tls) for h in HOSTS for s in h.services),
+        services=tuple(Endpoint(h.name, s.name, config.address(h), s.port, s.tls)
+                       for h in HOSTS for s in h.services),
         users=tuple(read_users(files)),
         wiretap=WiretapFiles(WIRETAP.name, host(WIRETAP.wiretap_for).name, str(wiretap_mode_file(files)),
                              str(transcript_path(files))),

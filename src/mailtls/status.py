@@ -112,7 +112,8 @@ class LabStatus:
         if not described.get("up"):
             return None
         status = cls.from_json(described)
-        return replace(status, wiretap=replace(status.wiretap, mode=read_wiretap_mode(Path(status.wiretap.mode_file))))
+        return replace(status, wiretap=replace(status.wiretap,
+                                               mode=read_wiretap_mode(Path(status.wiretap.mode_file))))
 
 
 def read_wiretap_mode(mode_file: Path) -> str:
@@ -136,7 +137,8 @@ class LabState:
     engine: str | None = None
 
     def write(self, runtime: Path) -> None:
-        (runtime / STATE_FILE).write_text(json.dumps({k: v for k, v in asdict(self).items() if v is not None}) + "\n")
+        (runtime / STATE_FILE).write_text(json.dumps({k: v for k, v in asdict(self).items() if v is not None})
+                                          + "\n")
 
     @classmethod
     def read(cls, runtime: Path) -> LabState | None:

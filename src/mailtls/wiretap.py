@@ -41,7 +41,7 @@ LINE_LIMIT = 64 * 1024  # longer than any legitimate SMTP or IMAP line
 CHUNK = 64 * 1024
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     PASS = "pass"
     RECORD = "record"
     STRIP = "strip"
@@ -62,7 +62,8 @@ class Route:
         """``PROTOCOL:LISTEN_HOST:LISTEN_PORT:UPSTREAM_HOST:UPSTREAM_PORT``."""
         parts = text.split(":")
         if len(parts) != 5 or parts[0] not in ("smtp", "imap", "tls"):
-            raise ValueError(f"route {text!r}: expected smtp|imap|tls:LISTEN_HOST:LISTEN_PORT:UPSTREAM_HOST:UPSTREAM_PORT")
+            raise ValueError(f"route {text!r}: expected "
+                             "smtp|imap|tls:LISTEN_HOST:LISTEN_PORT:UPSTREAM_HOST:UPSTREAM_PORT")
         try:
             return cls(parts[0], parts[1], int(parts[2]), parts[3], int(parts[4]))
         except ValueError:
@@ -135,11 +136,12 @@ class Transcript:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, session: int, route: Route, sender: str, *, text: bytes | None = None, encrypted: int = 0) -> None:
+    def write(self, session: int, route: Route, sender: str, *, text: bytes | None = None,
+              encrypted: int = 0) -> None:
         if self.path is None:
             return
         entry: dict[str, Any] = {
-            "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "session": session,
             "route": route.name,
             "from": sender,  # "client", "server" or "wiretap" (a reply the wiretap made up)
@@ -224,11 +226,13 @@ class Relay:
             else:
                 reply = [line]
             if self.mode is Mode.STRIP:
-                reply = strip_smtp_reply(reply) if self.route.protocol == "smtp" else [strip_imap_line(x) for x in reply]
+                reply = (strip_smtp_reply(reply) if self.route.protocol == "smtp"
+                         else [strip_imap_line(x) for x in reply])
             for line in reply:
                 self.note("server", text=line)
             back += b"".join(reply)
-            accepted = None if self.awaiting is None else starttls_verdict(self.route.protocol, self.awaiting, reply)
+            accepted = (None if self.awaiting is None
+                        else starttls_verdict(self.route.protocol, self.awaiting, reply))
             if accepted is None:
                 continue
             self.awaiting = None
@@ -273,7 +277,7 @@ class Session:
                        onward: asyncio.StreamWriter, back: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
                 while chunk := await reader.read(CHUNK):
-                    for writer, data in zip((onward, back), handle(chunk)):
+                    for writer, data in zip((onward, back), handle(chunk), strict=True):
                         if data:
                             writer.write(data)
                             await writer.drain()
@@ -353,13 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.PASS.value)
     parser.add_argument("--transcript", type=Path, help="JSON-lines file for the record and strip modes")
     parser.add_argument("--mode-file", type=Path, help="a file holding the mode, read at each new connection")
-    parser.add_argument("--route", action="append", required=True, type=Route.parse, metavar="PROTO:LHOST:LPORT:UHOST:UPORT")
+    parser.add_argument("--route", action="append", required=True, type=Route.parse,
+                        metavar="PROTO:LHOST:LPORT:UHOST:UPORT")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
         wiretap = Wiretap(args.route, Mode(args.mode), args.transcript, args.mode_file)
         await wiretap.start()
-        print(f"wiretap in {wiretap.current_mode().value} mode on " + ", ".join(f"{r.listen_host}:{r.listen_port}" for r in args.route), flush=True)
+        print(f"wiretap in {wiretap.current_mode().value} mode on "
+              + ", ".join(f"{r.listen_host}:{r.listen_port}" for r in args.route), flush=True)
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)

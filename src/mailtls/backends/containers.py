@@ -66,7 +66,8 @@ def require_engine() -> str:
             "iptables runc) or Docker, or use the native backend (--backend native, as root on Linux)"
         )
     if name == "podman" and os.geteuid() != 0:
-        raise NeedsRoot("the lab needs rootful Podman (this machine reaches the containers' addresses): use sudo")
+        raise NeedsRoot("the lab needs rootful Podman (this machine reaches the containers' addresses): "
+                        "use sudo")
     return name
 
 
@@ -88,7 +89,8 @@ def ensure_base_image(name: str, labs: Path, on_progress: Progress) -> None:
     if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name, labs)).returncode == 0:
         return
     if not shutil.which("debootstrap"):
-        raise LabError(f"{BASE_IMAGE} is missing and debootstrap is not installed (apt-get install debootstrap)")
+        raise LabError(f"{BASE_IMAGE} is missing and debootstrap is not installed "
+                       "(apt-get install debootstrap)")
     on_progress(f"base image {BASE_IMAGE}: debootstrap from this machine's Debian mirror")
     with tempfile.TemporaryDirectory(prefix="mailtls-base-") as scratch:
         root = Path(scratch) / "root"
@@ -123,8 +125,8 @@ def context_digest(context: Path) -> str:
 def build_image(name: str, image: str, context: Path, what: str, on_progress: Progress, labs: Path) -> None:
     """Build ``image`` from ``context`` unless the image was built from exactly these files."""
     wanted = context_digest(context)
-    inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}", image],
-                    check=False, env=engine_env(name, labs))
+    inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}",
+                     image], check=False, env=engine_env(name, labs))
     if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
         return
     on_progress(f"image {image}: building ({what})")
@@ -149,7 +151,8 @@ class ContainersBackend(Backend):
     # -- compose -----------------------------------------------------------------------------
 
     def lab_network_env(self) -> dict[str, str]:
-        """What compose.yaml needs to know of this lab's network: 198.18.K.x, MAC 02:00:c6:12:K:x, ports 1K025..."""
+        """What compose.yaml needs to know of this lab's network: 198.18.K.x, MAC 02:00:c6:12:K:x,
+        ports 1K025..."""
         number = self.config.student or 0
         return {
             "MAILTLS_NET": f"{self.config.network.network_address}".rsplit(".", 1)[0],
@@ -163,7 +166,8 @@ class ContainersBackend(Backend):
                 **self.lab_network_env(), **engine_env(name, self.config.labs)}
 
     def published_ports(self) -> dict[int, int]:
-        """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025... for student K."""
+        """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025...
+        for student K."""
         prefix = self.lab_network_env()["MAILTLS_PORTS"]
         return {int(f"{prefix}{service.port:03d}"): service.port for service in MAIL.services}
 
@@ -174,9 +178,9 @@ class ContainersBackend(Backend):
                 try:
                     probe.bind(("127.0.0.1", published))
                 except OSError:
-                    raise LabError(f"port 127.0.0.1:{published} is already taken: the lab publishes mail.lab.test's "
-                                   f"port {port} there. Stop what listens on it (`ss -ltnp 'sport = {published}'` "
-                                   "names it) and try again") from None
+                    raise LabError(f"port 127.0.0.1:{published} is already taken: the lab publishes "
+                                   f"mail.lab.test's port {port} there. Stop what listens on it "
+                                   f"(`ss -ltnp 'sport = {published}'` names it) and try again") from None
 
     def engine_in_use(self) -> str | None:
         state = runtime.state(self.config)
@@ -192,7 +196,8 @@ class ContainersBackend(Backend):
         name = name or self.engine_in_use()
         assert name is not None, "compose needs an engine"
         labs = self.labs_in_use()
-        return run([*compose_command(name), "-f", str(labs / "compose.yaml"), "-p", self.config.compose_project, *args],
+        return run([*compose_command(name), "-f", str(labs / "compose.yaml"),
+                    "-p", self.config.compose_project, *args],
                    check=check, env={**self.compose_env(name), **(extra_env or {})})
 
     # -- up ----------------------------------------------------------------------------------
@@ -208,8 +213,8 @@ class ContainersBackend(Backend):
         assert self._engine is not None
         labs = self.config.labs
         ensure_base_image(self._engine, labs, on_progress)
-        build_image(self._engine, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian", on_progress,
-                    labs)
+        build_image(self._engine, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian",
+                    on_progress, labs)
 
     def start(self, on_progress: Progress) -> None:
         on_progress(f"containers: {', '.join(h.name for h in HOSTS)}")
@@ -227,8 +232,10 @@ class ContainersBackend(Backend):
     def down(self) -> None:
         name = self.engine_in_use() or engine()
         if name is not None:
-            if self.config.student is None:  # the notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network
-                run([name, "rm", "--force", "mailtls-jupyter"], check=False, env=engine_env(name, self.config.labs))
+            # the notebooks' JupyterLab, if a `make notebooks` was killed, would hold the network
+            if self.config.student is None:
+                run([name, "rm", "--force", "mailtls-jupyter"], check=False,
+                    env=engine_env(name, self.config.labs))
             self.compose("down", check=False, name=name)
         self.remove_files_if_ours()
 
@@ -240,7 +247,8 @@ class ContainersBackend(Backend):
             done = self.compose("exec", "-T", lab_host.short, "mailtls-host", "reload", check=False)
             if done.returncode != 0:
                 raise ConfigurationRefused(f"Postfix or Dovecot refuses the configuration of {lab_host.name} "
-                                           f"({lab_host.config_dir(labs)}):\n{(done.stderr + done.stdout).strip()}")
+                                           f"({lab_host.config_dir(labs)}):\n"
+                                           f"{(done.stderr + done.stdout).strip()}")
 
         with concurrent.futures.ThreadPoolExecutor() as pool:
             list(pool.map(reload_host, [h for h in HOSTS if h.postfix]))

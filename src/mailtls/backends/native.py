@@ -101,7 +101,8 @@ class NativeBackend(Backend):
             raise NeedsRoot("the native backend needs Linux (network namespaces)")
         if os.geteuid() != 0:
             raise NeedsRoot("the native backend needs root (it creates network namespaces); run it with sudo")
-        missing = [p for p in ("ip", "postfix", "postconf", "dovecot", "doveconf", "doveadm") if not shutil.which(p)]
+        missing = [p for p in ("ip", "postfix", "postconf", "dovecot", "doveconf", "doveadm")
+                   if not shutil.which(p)]
         if missing:
             raise LabError(
                 "missing programs: " + ", ".join(missing) + ". Install Debian's packages: "
@@ -112,7 +113,8 @@ class NativeBackend(Backend):
             raise LabError(refusal)
         taken = run(["ip", "-o", "-4", "addr", "show"]).stdout
         if f" {self.config.gateway}/" in taken and self.config.bridge not in taken:
-            raise LabError(f"the lab network {self.config.network} is already used on this machine: {taken.strip()}")
+            raise LabError(f"the lab network {self.config.network} is already used on this machine: "
+                           f"{taken.strip()}")
 
     def start(self, on_progress: Progress) -> None:
         config = self.config
@@ -122,7 +124,7 @@ class NativeBackend(Backend):
         on_progress("postfix: checking " + ", ".join(h.name for h in postfix_hosts))
         # `postfix check` takes seconds per host: check them side by side, all before any starts.
         with concurrent.futures.ThreadPoolExecutor() as pool:
-            configs = dict(zip(postfix_hosts, pool.map(self.install_config, postfix_hosts)))
+            configs = dict(zip(postfix_hosts, pool.map(self.install_config, postfix_hosts), strict=True))
         for lab_host in (h for h in HOSTS if h.dovecot):
             on_progress(f"{lab_host.name}: dovecot")
             self.start_dovecot(lab_host, self.install_dovecot_config(lab_host))
@@ -143,7 +145,8 @@ class NativeBackend(Backend):
         run(["ip", "link", "add", config.bridge, "type", "bridge"])
         run(["ip", "addr", "add", f"{config.gateway}/{prefix}", "dev", config.bridge])
         run(["ip", "link", "set", config.bridge, "up"])
-        hosts_file = "127.0.0.1 localhost\n" + "".join(f"{config.address(h)} {h.name} {h.short}\n" for h in HOSTS)
+        hosts_file = "127.0.0.1 localhost\n" + "".join(f"{config.address(h)} {h.name} {h.short}\n"
+                                                       for h in HOSTS)
         for lab_host in HOSTS:
             ns = config.namespace(lab_host)
             run(["ip", "netns", "add", ns])
@@ -194,7 +197,8 @@ class NativeBackend(Backend):
         os.chown(base / "data", postfix_user.pw_uid, postfix_user.pw_gid)
         problems = postfix_refusal(config)
         if problems is not None:
-            raise ConfigurationRefused(f"Postfix refuses the configuration of {lab_host.name} ({source_dir}):\n{problems}")
+            raise ConfigurationRefused(f"Postfix refuses the configuration of {lab_host.name} "
+                                       f"({source_dir}):\n{problems}")
         (config / "source.sha256").write_text(self.source_digest(lab_host) + "\n")
         return config
 
@@ -320,7 +324,7 @@ class NativeBackend(Backend):
             raise
         # Every file passed: swap the new copies in under the paths Postfix already uses.
         configs = {}
-        for lab_host, new in zip(postfix_hosts, prepared):
+        for lab_host, new in zip(postfix_hosts, prepared, strict=True):
             current = host_runtime(lab_host) / "postfix"
             shutil.rmtree(current)
             new.rename(current)
@@ -342,4 +346,5 @@ class NativeBackend(Backend):
 
     def postfix_command(self, lab_host: Host, *command: str) -> subprocess.CompletedProcess:
         config = self.config.host_runtime(lab_host) / "postfix"
-        return run([command[0], "-c", str(config), *command[1:]], netns=self.config.namespace(lab_host), check=False)
+        return run([command[0], "-c", str(config), *command[1:]], netns=self.config.namespace(lab_host),
+                   check=False)

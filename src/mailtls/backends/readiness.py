@@ -82,7 +82,8 @@ def wait_until_listening(config: LabConfig, timeout: float, settle: float = READ
     try:
         wait_until(watch.settled, timeout, "the lab's servers listening", interval=0.2)
     except WaitTimeout:
-        raise LabError("the lab did not answer in time: " + (", ".join(watch.not_up) or "its ports kept changing")
+        raise LabError("the lab did not answer in time: "
+                       + (", ".join(watch.not_up) or "its ports kept changing")
                        + ". Not listening:\n" + "\n".join(silent_ports(config))) from None
     return watch.left_closed
 

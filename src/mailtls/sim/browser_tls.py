@@ -92,7 +92,8 @@ class _FirstRecordCheck:
 class ClientSocket(SocketLike):
     """A TLS client socket over a virtual socket, with tlslite-ng doing the handshake."""
 
-    def __init__(self, context: Any, sock: SocketLike, server_hostname: str | None, session: Any = None) -> None:
+    def __init__(self, context: Any, sock: SocketLike, server_hostname: str | None,
+                 session: Any = None) -> None:
         self.sock = sock
         self.context = context
         self.server_hostname = server_hostname
@@ -102,7 +103,8 @@ class ClientSocket(SocketLike):
             self.tls.handshakeClientCert(serverName=server_hostname or "", settings=_settings(context),
                                          session=session)
         except TLSError as failure:
-            raise _error(ssl.SSLError, "SSLV3_ALERT_HANDSHAKE_FAILURE", str(failure) or type(failure).__name__) from None
+            raise _error(ssl.SSLError, "SSLV3_ALERT_HANDSHAKE_FAILURE",
+                         str(failure) or type(failure).__name__) from None
         if self.tls.session.serverCertChain is None:  # resumed: the certificate is the one shown before
             self.tls.session.serverCertChain = session.serverCertChain
         shown = self.tls.session.serverCertChain

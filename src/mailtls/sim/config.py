@@ -76,7 +76,7 @@ def read_master_cf(text: str) -> list[MasterService]:
     for fields in entries:
         service = MasterService(fields[0], fields[1], fields[7])
         arguments = fields[8:]
-        for option, value in zip(arguments, arguments[1:]):
+        for option, value in zip(arguments, arguments[1:], strict=False):
             if option == "-o":
                 name, _, setting = value.partition("=")
                 service.overrides[name] = setting

@@ -16,10 +16,11 @@ from mailtls.sim.config import DovecotConfig
 from mailtls.sim.session import Reply
 
 PRE_LOGIN = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
-POST_LOGIN = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
-              "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
-              "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
-              "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY")
+POST_LOGIN = ("IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
+              "THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN "
+              "NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+              "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW "
+              "STATUS=SIZE SAVEDATE LITERAL+ NOTIFY")
 TIMING = "(0.001 + 0.000 secs)."
 LINE_LIMIT = 65536
 LOGIN_LINE_LIMIT = 1024  # imap-login's input buffer: a longer line before login ends the session
@@ -96,8 +97,8 @@ class ImapSession:
         if len(arguments) != 2:
             return self.say(f"{tag} BAD Error in IMAP command received by server.")
         if self.plaintext_disabled():
-            return self.say("* BAD [ALERT] Plaintext authentication not allowed without SSL/TLS, but your client "
-                            "did it anyway. If anyone was listening, the password was exposed.",
+            return self.say("* BAD [ALERT] Plaintext authentication not allowed without SSL/TLS, but your "
+                            "client did it anyway. If anyone was listening, the password was exposed.",
                             f"{tag} NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure "
                             "(SSL/TLS) connections.")
         return self.log_in(tag, *arguments)
@@ -136,7 +137,8 @@ class ImapSession:
         self.selected = self.mailbox(self.user)  # type: ignore[arg-type]
         count = len(self.selected)
         return self.say("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
-                        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+                        "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
+                        "Flags permitted.",
                         f"* {count} EXISTS", "* 0 RECENT", "* OK [UIDVALIDITY 1] UIDs valid",
                         f"* OK [UIDNEXT {count + 1}] Predicted next UID",
                         f"{tag} OK [{mode}] Select completed {TIMING}")
@@ -150,7 +152,8 @@ class ImapSession:
         criteria = imap_strings(argument)
         found = []
         for number, message in enumerate(self.selected, start=1):
-            if criteria[:1] == ["ALL"] or (criteria[:1] and criteria[0].upper() == "SUBJECT" and len(criteria) > 1
+            if criteria[:1] == ["ALL"] or (criteria[:1] and criteria[0].upper() == "SUBJECT"
+                                           and len(criteria) > 1
                                            and criteria[1].lower() in subject_of(message).lower()):
                 found.append(str(number))
         return self.say("* SEARCH" + "".join(f" {n}" for n in found), f"{tag} OK Search completed {TIMING}")
@@ -163,7 +166,8 @@ class ImapSession:
             return self.say(f"{tag} BAD Error in IMAP command FETCH: Invalid messageset {TIMING}")
         message = self.selected[int(number_text) - 1]
         item = "BODY[]" if "BODY" in items.upper() else "RFC822"
-        data = (f"* {number_text} FETCH (FLAGS (\\Seen) {item} {{{len(message)}}}\r\n").encode() + message + b")\r\n"
+        data = ((f"* {number_text} FETCH (FLAGS (\\Seen) {item} {{{len(message)}}}\r\n").encode()
+                + message + b")\r\n")
         return Reply(data + f"{tag} OK Fetch completed {TIMING}\r\n".encode())
 
 

@@ -26,8 +26,8 @@ from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
 from mailtls.sim.config import DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
-from mailtls.sim.sockets import SocketLike
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
+from mailtls.sim.sockets import SocketLike
 
 # The simulated lab is the single lab of a machine, at the real lab's addresses.
 SIMULATED = LabConfig()
@@ -83,7 +83,8 @@ class SimLab:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
 
     def log(self, host_name: str, program: str, text: str) -> None:
-        """Append a line to the host's Postfix log, as ``maillog_file`` gets it (see :mod:`mailtls.maillog`)."""
+        """Append a line to the host's Postfix log, as ``maillog_file`` gets it (see
+        :mod:`mailtls.maillog`)."""
         line = maillog.LogLine.now(host_name.split(".")[0], program, threading.get_ident() % 100000, text)
         with self.lock, self.log_file(host_name).open("a") as log:
             log.write(line.format() + "\n")
@@ -100,8 +101,8 @@ class SimLab:
             self.mailboxes.setdefault(name, []).append(message)
 
     def server_context(self, host: Host, minimum: str = "TLSv1.2") -> Any:
-        return tls_engines.server_context(str(self.files / f"{host.name}.pem"), str(self.files / f"{host.name}.key"),
-                                          minimum)
+        return tls_engines.server_context(str(self.files / f"{host.name}.pem"),
+                                          str(self.files / f"{host.name}.key"), minimum)
 
     # -- Postfix ----------------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ class SimLab:
         self.postfix[host.name] = config
         recipients = self.recipients[host.name] = Recipients(config)
         context = self.server_context(host) if host.certificate != "none" else None
-        for port, service in config.listeners().items():
+        for port in config.listeners():
             settings = SmtpServerSettings.read(config, port)
 
             def accept(connection: network.Connection, client: str, settings=settings) -> network.LineServer:
@@ -120,7 +121,8 @@ class SimLab:
                 def on_tls(tls: tls_engines.ServerSide) -> None:
                     session.tls_details = tls_summary(tls)
 
-                return network.LineServer(connection, session, lambda send: tls_engines.server_side(context, send),
+                return network.LineServer(connection, session,
+                                          lambda send: tls_engines.server_side(context, send),
                                           settings.wrapper, on_tls)
 
             network.listen(address(host), port, accept)
@@ -131,7 +133,8 @@ class SimLab:
         received = self.received_header(host, session, queue_id, envelope)
         message = received + envelope.content
         self.log(host.name, "postfix/qmgr",
-                 maillog.QueueActive(queue_id, envelope.sender, len(message), len(envelope.recipients)).format())
+                 maillog.QueueActive(queue_id, envelope.sender, len(message),
+                                     len(envelope.recipients)).format())
         for recipient in envelope.recipients:
             domain = recipient.lower().rpartition("@")[2]
             if self.recipients[host.name].is_local(domain):
@@ -142,11 +145,12 @@ class SimLab:
         return queue_id
 
     def received_header(self, host: Host, session: SmtpSession, queue_id: str, envelope: Envelope) -> bytes:
-        date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000 (UTC)")
+        date = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000 (UTC)")
         lines = [f"Received: from {session.helo} (unknown [{session.client_address}])"]
         if session.tls_details and session.settings.received_header:
             protocol, _, exchange = session.tls_details.partition(" key-exchange")
-            lines += [f"\t(using {protocol}", f"\t key-exchange{exchange})", "\t(No client certificate requested)"]
+            lines += [f"\t(using {protocol}", f"\t key-exchange{exchange})",
+                      "\t(No client certificate requested)"]
         lines.append(f"\tby {host.name} (Postfix) with {session.protocol} id {queue_id}")
         if len(envelope.recipients) == 1:
             lines.append(f"\tfor <{envelope.recipients[0]}>; {date}")
@@ -161,18 +165,20 @@ class SimLab:
             delimiter = config.get("recipient_delimiter")
             local, _, domain = recipient.partition("@")
             user = f"{local.split(delimiter, 1)[0] if delimiter else local}@{domain}".lower()
-            date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+            date = dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
             header = (f"Return-Path: <{sender}>\r\nDelivered-To: {user}\r\n"
                       f"Received: from {host.name} ([127.0.0.1])\r\n\tby {host.name} with LMTP\r\n"
                       f"\tid {secrets.token_urlsafe(16)}\r\n\t(envelope-from <{sender}>)\r\n"
                       f"\tfor <{user}>; {date}\r\n")
             self.store(user, header.encode() + message)
         else:
-            self.store(recipient.rpartition("@")[2].lower(), f"Delivered-To: {recipient}\r\n".encode() + message)
+            self.store(recipient.rpartition("@")[2].lower(),
+                       f"Delivered-To: {recipient}\r\n".encode() + message)
 
     # -- The relay's SMTP client (Postfix's smtp with its TLS levels) --------------------------
 
-    def deliver_remotely(self, host: Host, queue_id: str, recipient: str, sender: str, message: bytes) -> None:
+    def deliver_remotely(self, host: Host, queue_id: str, recipient: str, sender: str,
+                         message: bytes) -> None:
         config = self.postfix[host.name]
         transport, nexthop = route(config, recipient)
         service = config.service(transport)
@@ -185,7 +191,8 @@ class SimLab:
 
         def status(dsn: str, state: str, text: str) -> None:
             self.log(host.name, program,
-                     maillog.Delivery(queue_id, recipient, where, "0.01", "0/0/0/0", dsn, state, text).format())
+                     maillog.Delivery(queue_id, recipient, where, "0.01", "0/0/0/0", dsn, state,
+                                      text).format())
 
         sock = network.open_connection(address(target_host), 25, client_address=address(host), timeout=30)
         reader = sock.makefile("rb")
@@ -195,27 +202,32 @@ class SimLab:
             if level != "none" and "STARTTLS" in offered:
                 sock.sendall(b"STARTTLS\r\n")
                 smtp_reply.read(reader.readline)
-                sock, trust, reason = self.client_tls(sock, transport, target, level, match, host, program, where)
+                sock, trust, reason = self.client_tls(sock, transport, target, level, match, host, program,
+                                                      where)
                 reader = sock.makefile("rb")
                 if level in ("verify", "secure") and trust != "Verified":
                     status("4.7.5", "deferred", "Server certificate not verified")
                     return
                 ehlo(sock, reader, host.name)
             elif level in LEVELS_REQUIRING_TLS:
-                status("4.7.4", "deferred", f"TLS is required, but was not offered by host {where.rsplit(':', 1)[0]}")
+                status("4.7.4", "deferred",
+                       f"TLS is required, but was not offered by host {where.rsplit(':', 1)[0]}")
                 return
             for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"):
                 sock.sendall(command.encode() + b"\r\n")
                 reply = smtp_reply.read(reader.readline)
                 code, text = reply.code, reply.text
                 if code >= 400:
-                    status(f"{code // 100}.0.0", "deferred" if code < 500 else "bounced", f"host {where} said: {text}")
+                    status(f"{code // 100}.0.0", "deferred" if code < 500 else "bounced",
+                           f"host {where} said: {text}")
                     return
-            body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in message.split(b"\r\n"))
+            body = b"\r\n".join(b"." + line if line.startswith(b".") else line
+                                for line in message.split(b"\r\n"))
             sock.sendall(body.rstrip(b"\r\n") + b"\r\n.\r\n")
             reply = smtp_reply.read(reader.readline)
             code, text = reply.code, reply.text
-            status(text.split(" ", 1)[0] if code < 400 else "4.0.0", "sent" if code < 400 else "deferred", f"{code} {text}")
+            status(text.split(" ", 1)[0] if code < 400 else "4.0.0", "sent" if code < 400 else "deferred",
+                   f"{code} {text}")
             sock.sendall(b"QUIT\r\n")
         finally:
             sock.close()
@@ -248,10 +260,11 @@ class SimLab:
         config = DovecotConfig.read(host.config_dir(self.labs) / "dovecot.conf")
         context = self.server_context(host, config.ssl_min_protocol)
         for port, implicit in config.listeners.items():
-            def accept(connection: network.Connection, client: str, port=port, implicit=implicit) -> network.LineServer:
+            def accept(connection: network.Connection, client: str, port=port,
+                       implicit=implicit) -> network.LineServer:
                 session = ImapSession(config, port, self.authenticate, self.mailbox)
-                return network.LineServer(connection, session, lambda send: tls_engines.server_side(context, send),
-                                          implicit)
+                return network.LineServer(connection, session,
+                                          lambda send: tls_engines.server_side(context, send), implicit)
 
             network.listen(address(host), port, accept)
 
@@ -267,7 +280,8 @@ class SimLab:
             route = wiretap.Route(protocol, address(host), service.port, address(target), service.port)
 
             def accept(connection: network.Connection, client: str, route=route) -> WiretapServer:
-                upstream = network.open_connection(route.upstream_host, route.upstream_port, client_address=address(host))
+                upstream = network.open_connection(route.upstream_host, route.upstream_port,
+                                                   client_address=address(host))
                 return WiretapServer(connection, tap.relay(route), upstream)
 
             network.listen(address(host), service.port, accept)
@@ -277,7 +291,8 @@ class WiretapServer:
     """The wiretap on the simulated network: the real wiretap's :class:`~mailtls.wiretap.Relay`
     between a client's connection and its own connection to the server."""
 
-    def __init__(self, connection: network.Connection, relay: wiretap.Relay, upstream: network.VirtualSocket) -> None:
+    def __init__(self, connection: network.Connection, relay: wiretap.Relay,
+                 upstream: network.VirtualSocket) -> None:
         self.connection = connection
         self.relay = relay
         self.upstream = upstream
@@ -331,7 +346,8 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
         if entry:
             fields = entry.split()
             level = fields[0]
-            match = next((f.partition("=")[2].split(":")[0] for f in fields[1:] if f.startswith("match=")), "")
+            match = next((f.partition("=")[2].split(":")[0] for f in fields[1:] if f.startswith("match=")),
+                         "")
             return level, match
     return level, ""
 

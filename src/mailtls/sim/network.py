@@ -155,7 +155,8 @@ class LineServer:
     (see :mod:`mailtls.sim.tls`); ``on_tls`` hears of each finished handshake.
     """
 
-    def __init__(self, connection: Connection, session: LineSession, start_tls: Callable[[Callable[[bytes], None]], Any] | None,
+    def __init__(self, connection: Connection, session: LineSession,
+                 start_tls: Callable[[Callable[[bytes], None]], Any] | None,
                  implicit_tls: bool, on_tls: Callable[[Any], None] | None = None) -> None:
         self.connection = connection
         self.session = session

@@ -26,14 +26,15 @@ _engine = "tlslite" if sys.platform == "emscripten" else "ssl"
 
 
 def use(engine: str) -> str:
-    """Run the simulated lab's TLS with ``engine`` (``ssl`` or ``tlslite``) from now on; return the previous one.
+    """Run the simulated lab's TLS with ``engine`` (``ssl`` or ``tlslite``) from now on; return the
+    previous one.
 
     Raises ValueError for another name, and for ``ssl`` in the browser, whose ``ssl`` cannot do TLS.
     """
     global _engine
     if engine not in ENGINES or (engine == "ssl" and sys.platform == "emscripten"):
-        raise ValueError(f"the simulated lab's TLS engine is one of {', '.join(ENGINES)} (ssl not in the browser), "
-                         f"not {engine!r}")
+        raise ValueError(f"the simulated lab's TLS engine is one of {', '.join(ENGINES)} "
+                         f"(ssl not in the browser), not {engine!r}")
     previous, _engine = _engine, engine
     return previous
 
@@ -94,7 +95,8 @@ class ClientSocket(SocketLike):
         self.server_hostname = server_hostname
         self._timeout = sock.gettimeout()
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname, session=session)
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname,
+                                    session=session)
         self._run(self.tls.do_handshake)
 
     def _run(self, operation: Callable[..., Any], *args: Any) -> Any:
@@ -159,8 +161,9 @@ class ClientSocket(SocketLike):
 _system_wrap_socket = ssl.SSLContext.wrap_socket
 
 
-def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False, do_handshake_on_connect: bool = True,
-                 suppress_ragged_eofs: bool = True, server_hostname: str | None = None,
+def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
+                 do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
+                 server_hostname: str | None = None,
                  session: ssl.SSLSession | None = None) -> Any:
     if isinstance(sock, SocketLike):
         if _engine == "tlslite":
@@ -175,7 +178,8 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False, 
 def server_context(certfile: str, keyfile: str, minimum: str = "TLSv1.2") -> ssl.SSLContext:
     """What a simulated server runs TLS with, from its certificate files and smallest version."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = getattr(ssl.TLSVersion, minimum.replace("TLSv1.", "TLSv1_"), ssl.TLSVersion.TLSv1_2)
+    context.minimum_version = getattr(ssl.TLSVersion, minimum.replace("TLSv1.", "TLSv1_"),
+                                      ssl.TLSVersion.TLSv1_2)
     context.load_cert_chain(certfile, keyfile)
     context.mailtls_files = (certfile, keyfile)  # type: ignore[attr-defined]  # for tlslite, which reads them itself
     return context

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecdsa import NIST256p, BadSignatureError, SigningKey, VerifyingKey
+from ecdsa import BadSignatureError, NIST256p, SigningKey, VerifyingKey
 from ecdsa.util import sigdecode_der, sigencode_der
 
 VALIDITY = dt.timedelta(days=30)  # as mailtls.certs
@@ -29,7 +29,8 @@ OID_COMMON_NAME = "2.5.4.3"
 OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 OID_P256 = "1.2.840.10045.3.1.7"
 OID_ECDSA_SHA256 = "1.2.840.10045.4.3.2"
-OID_SUBJECT_KEY_ID, OID_KEY_USAGE, OID_SAN, OID_BASIC_CONSTRAINTS = "2.5.29.14", "2.5.29.15", "2.5.29.17", "2.5.29.19"
+OID_SUBJECT_KEY_ID, OID_KEY_USAGE, OID_SAN, OID_BASIC_CONSTRAINTS = (
+    "2.5.29.14", "2.5.29.15", "2.5.29.17", "2.5.29.19")
 OID_AUTHORITY_KEY_ID, OID_EXTENDED_KEY_USAGE, OID_SERVER_AUTH = "2.5.29.35", "2.5.29.37", "1.3.6.1.5.5.7.3.1"
 
 # PEM armour, spelled out at run time so that no file here looks like certificate material
@@ -92,8 +93,9 @@ def _pem(der: bytes) -> bytes:
     return (f"{BEGIN}\n" + "\n".join(lines) + f"\n{END}\n").encode()
 
 
-def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: SigningKey, extensions: list[bytes]) -> bytes:
-    now = dt.datetime.now(dt.timezone.utc)
+def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: SigningKey,
+                 extensions: list[bytes]) -> bytes:
+    now = dt.datetime.now(dt.UTC)
     point = public.to_string("uncompressed")
     extensions = [_extension(OID_SUBJECT_KEY_ID, _der(0x04, hashlib.sha1(point).digest()))] + extensions
     tbs = _sequence(
@@ -107,7 +109,8 @@ def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: Signin
 
 
 def _server_extensions(host: str, addresses: Iterable[str]) -> list[bytes]:
-    names = _der(0x82, host.encode()) + b"".join(_der(0x87, ipaddress.ip_address(a).packed) for a in addresses)
+    names = _der(0x82, host.encode()) + b"".join(_der(0x87, ipaddress.ip_address(a).packed)
+                                                 for a in addresses)
     return [
         _extension(OID_SAN, _der(0x30, names)),
         _extension(OID_BASIC_CONSTRAINTS, _sequence(), critical=True),
@@ -136,8 +139,8 @@ class HostCertificate:
         return {
             "key": _write(directory / f"{self.host}.key", self.key_pem, private=True),
             "cert": _write(directory / f"{self.host}.pem", self.cert_pem + (self.issuer_pem or b"")),
-            "chain": _write(directory / f"{self.host}.chain.pem", self.key_pem + self.cert_pem + (self.issuer_pem or b""),
-                            private=True),
+            "chain": _write(directory / f"{self.host}.chain.pem",
+                            self.key_pem + self.cert_pem + (self.issuer_pem or b""), private=True),
         }
 
 
@@ -216,7 +219,7 @@ def _common_name(name: bytes) -> str:
 def _read_time(tag: int, content: bytes) -> dt.datetime:
     text = content.decode()
     moment = dt.datetime.strptime(text, "%y%m%d%H%M%SZ" if tag == 0x17 else "%Y%m%d%H%M%SZ")
-    return moment.replace(tzinfo=dt.timezone.utc)
+    return moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -278,7 +281,8 @@ class Certificate:
     def as_dict(self) -> dict:
         """What ``ssl.SSLSocket.getpeercert()`` returns for this certificate."""
         stamp = "%b %d %H:%M:%S %Y GMT"
-        names = tuple(("DNS", n) for n in self.dns_names) + tuple(("IP Address", a) for a in self.ip_addresses)
+        names = (tuple(("DNS", n) for n in self.dns_names)
+                 + tuple(("IP Address", a) for a in self.ip_addresses))
         return {
             "subject": ((("commonName", self.subject_name),),),
             "issuer": ((("commonName", self.issuer_name),),),
@@ -307,9 +311,10 @@ class VerificationError(Exception):
         self.code, self.message = code, message
 
 
-def verify_chain(chain: list[Certificate], trusted: list[Certificate], now: dt.datetime | None = None) -> None:
+def verify_chain(chain: list[Certificate], trusted: list[Certificate],
+                 now: dt.datetime | None = None) -> None:
     """Raise VerificationError with OpenSSL's code unless ``chain`` leads to a trusted certificate."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     for position, cert in enumerate(chain):
         if any(cert.der == t.der for t in trusted):
             break
@@ -340,7 +345,8 @@ def verify_name(cert: Certificate, hostname: str) -> None:
         address = str(ipaddress.ip_address(hostname))
     except ValueError:
         if hostname.lower().rstrip(".") not in (n.lower() for n in cert.dns_names):
-            raise VerificationError(62, f"Hostname mismatch, certificate is not valid for '{hostname}'.") from None
+            raise VerificationError(62, "Hostname mismatch, certificate is not valid for "
+                                        f"'{hostname}'.") from None
     else:
         if address not in cert.ip_addresses:
             raise VerificationError(64, f"IP address mismatch, certificate is not valid for '{hostname}'.")

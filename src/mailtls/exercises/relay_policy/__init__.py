@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from mailtls.checker import Failed, sent, status_of, through_relay, trust_of
 from mailtls.exercises.exercise import Exercise
 from mailtls.lab import Lab
