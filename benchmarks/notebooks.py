@@ -3,7 +3,7 @@
 For each backend (native, then containers): bring a lab up, execute every notebook of one
 language with nbclient (as ``make test`` does), for each language, then build the English
 edition twice in the same run, once executing the notebooks against that lab and once without
-(``MAILTLS_NOTEBOOKS=execute`` and ``off``), each into a fresh folder.
+(``-D mailtls_notebooks=execute`` and ``off``), each into a fresh folder.
 
 Run as root with ``make benchmarks-notebooks``. Figures go to standard output; nothing is asserted.
 """
@@ -42,9 +42,10 @@ def execute_all(language: str) -> None:
 
 def build_english(notebooks: str, scratch: Path) -> None:
     out = scratch / f"site-{notebooks}"
-    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", "language=en", "-q",
-                    "-W", "--keep-going", "-n", "-d", str(out / "doctrees"), str(ROOT / "docs" / "en"), str(out / "html")],
-                   check=True, env={**os.environ, "MAILTLS_NOTEBOOKS": notebooks}, capture_output=True)
+    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", "language=en",
+                    "-D", f"mailtls_notebooks={notebooks}", "-q", "-W", "--keep-going", "-n",
+                    "-d", str(out / "doctrees"), str(ROOT / "docs" / "en"), str(out / "html")],
+                   check=True, capture_output=True)
 
 
 def main() -> int:

@@ -30,14 +30,15 @@ CHAPTER = "postfix-server/index"
 
 def build(out: Path, doctrees: Path, notebooks: str = "off", jupyterlite: bool = True,
           languages: tuple[str, ...] = LANGUAGES) -> float:
-    """Both editions; ``notebooks`` is MAILTLS_NOTEBOOKS (``off``: the prose alone)."""
+    """Both editions; ``notebooks`` is conf.py's ``mailtls_notebooks`` (``off``: the prose alone)."""
     start = time.perf_counter()
     for language in languages:
         subprocess.run(
             [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", f"language={language}",
+             "-D", f"mailtls_notebooks={notebooks}", "-D", f"mailtls_jupyterlite={int(jupyterlite)}",
              "-W", "--keep-going", "-n", "-q", "-d", str(doctrees / language),
              str(ROOT / "docs" / language), str(out / language)],
-            check=True, cwd=ROOT, env={**os.environ, "MAILTLS_NOTEBOOKS": notebooks, "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"},
+            check=True, cwd=ROOT,
         )
     return time.perf_counter() - start
 

@@ -108,8 +108,8 @@ class BuiltSite:
 def build_site(out: Path, doctrees: Path, notebooks: str = "off") -> BuiltSite:
     """Build both editions and the root page, as ``make html`` does.
 
-    ``notebooks`` is MAILTLS_NOTEBOOKS: ``off`` by default, so that a lab some other test left
-    running cannot change what the site-wide tests see.
+    ``notebooks`` is conf.py's ``mailtls_notebooks``: ``off`` by default, so that a lab some other
+    test left running cannot change what the site-wide tests see.
     """
     results = {language: build_edition(language, out, doctrees, notebooks) for language in LANGUAGES}
     (out / "index.html").write_bytes((DOCS / "root" / "index.html").read_bytes())
@@ -120,16 +120,17 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
                   jupyterlite: bool = True) -> BuildResult:
     """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said.
 
-    ``jupyterlite=False`` leaves out "run in your browser" (MAILTLS_JUPYTERLITE=off), for tests
+    ``jupyterlite=False`` leaves out "run in your browser" (``mailtls_jupyterlite`` 0), for tests
     of other things that would otherwise wait for JupyterLite's build.
     """
     command = [
         sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT),
-        "-D", f"language={language}", "-W", "--keep-going", "-n", "-q",
+        "-D", f"language={language}", "-D", f"mailtls_notebooks={notebooks}",
+        "-D", f"mailtls_jupyterlite={int(jupyterlite)}", "-W", "--keep-going", "-n", "-q",
         "-d", str(doctrees / language), str(DOCS / language), str(out / language),
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8", "MAILTLS_NOTEBOOKS": notebooks,
-                                                                    "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C.UTF-8"})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 

@@ -13,7 +13,8 @@ in ``_build/jupyterlite/LANG/`` (outside the Sphinx sources):
   storage, so a notebook always opens fresh from the site.
 
 The chapters' "run in your browser" links are made by ``notebook_pages`` with :func:`lite_url`.
-``MAILTLS_JUPYTERLITE=off`` leaves JupyterLite out (faster builds for tests that do not need it).
+``mailtls_jupyterlite = False`` (``-D mailtls_jupyterlite=0``) leaves JupyterLite out: faster
+builds for tests that do not need it, and for ``make livehtml``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -39,13 +39,9 @@ KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 LAB_PACKAGES = {"mailtls": ["tlslite-ng", "ecdsa"], "tlslite-ng": ["ecdsa"], "ecdsa": ["six"]}
 
 
-def enabled() -> bool:
-    return os.environ.get("MAILTLS_JUPYTERLITE", "on") != "off"
-
-
 def lite_url(app: Sphinx, docname: str, notebook: str) -> str | None:
     """The link from a page to a notebook opened in JupyterLite, or None without JupyterLite."""
-    if not enabled():
+    if not app.config.mailtls_jupyterlite:
         return None
     return "../" * docname.count("/") + f"{LITE}/notebooks/index.html?path={notebook}.ipynb"
 
@@ -180,7 +176,10 @@ def is_jupyterlite_sphinx_asset(name: str) -> bool:
 
 
 def setup(app: Sphinx) -> dict[str, object]:
-    if enabled():
+    app.add_config_value("mailtls_jupyterlite", True, "env", types=[bool],
+                         description='JupyterLite in each edition, for the "run in your browser" links')
+    # Sphinx reads a config value when asked (conf.py, then -D), so it is known here already.
+    if app.config.mailtls_jupyterlite:
         app.setup_extension("jupyterlite_sphinx")
         # Its directives are not used here, so its files stay off the pages: they would weigh on every
         # page, and one is a stylesheet from another site (a web font), which an offline site must not load.
