@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from mailtls.errors import UnknownHost
@@ -16,9 +17,10 @@ from mailtls.errors import UnknownHost
 DOMAIN = "lab.test"
 # The lab's files: labs/ in this repository, or a copy named by MAILTLS_LABS (a teacher's
 # per-student copy, or the tests' scratch copy, so that editing it never touches the original).
-# In the browser, the package carries the hosts' files itself (mailtls/_labs, made by the site build).
-_PACKAGED = Path(__file__).resolve().parent / "_labs"
-SHIPPED_LABS = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
+# An installed wheel (the browser's) carries the hosts' files as package data, mailtls/_labs
+# (see pyproject.toml); an editable install reads labs/ of the repository.
+_PACKAGED = resources.files("mailtls") / "_labs"
+SHIPPED_LABS = Path(str(_PACKAGED)) if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
 LABS = Path(os.environ.get("MAILTLS_LABS") or SHIPPED_LABS)
 
 # Where the configuration files under labs/ expect the files a lab makes at start-up: the CA,
