@@ -292,7 +292,8 @@ def source_kernel(app: Sphinx, docname: str) -> str:
     """The kernel name in a notebook's own front matter."""
     import jupytext
 
-    return jupytext.read(app.env.doc2path(docname), fmt="md:myst").metadata["kernelspec"]["name"]
+    text = Path(app.env.doc2path(docname)).read_text(encoding="utf-8")
+    return jupytext.reads(text, fmt="md:myst").metadata["kernelspec"]["name"]
 
 
 def setup(app: Sphinx) -> dict[str, object]:
