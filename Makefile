@@ -12,9 +12,14 @@ PORT       ?= 8000
 NOTEBOOK_PORT ?= 8888
 LANGUAGES  := en es
 SPHINXOPTS ?= -W --keep-going -n -q
+# The notebooks: auto (a real lab when one answers, else the simulated lab), execute, sim or off;
+# and "run in your browser" (JupyterLite), on or off. Passed to Sphinx as conf.py's mailtls_* values.
+MAILTLS_NOTEBOOKS   ?= auto
+MAILTLS_JUPYTERLITE ?= on
 
 BIN        := $(VENV)/bin
-SPHINX     := $(BIN)/sphinx-build -c .
+SPHINX     := $(BIN)/sphinx-build -c . -D mailtls_notebooks=$(MAILTLS_NOTEBOOKS) \
+              -D mailtls_jupyterlite=$(if $(filter off,$(MAILTLS_JUPYTERLITE)),0,1)
 
 .DEFAULT_GOAL := help
 .PHONY: help html serve livehtml linkcheck clean test notebooks debian-packages browser-assets benchmarks benchmarks-lab benchmarks-notebooks benchmarks-browser benchmarks-classroom fresh-machine
@@ -65,7 +70,8 @@ EDITION ?= en
 # Without JupyterLite, whose build would follow every saved change.
 livehtml: $(BIN)/.installed
 	@case "$(EDITION)" in en|es) ;; *) echo "EDITION must be en or es, not '$(EDITION)'" >&2; exit 2;; esac
-	MAILTLS_JUPYTERLITE=off $(BIN)/sphinx-autobuild -c . -D language=$(EDITION) --host $(HOST) --port $(PORT) \
+	$(BIN)/sphinx-autobuild -c . -D language=$(EDITION) -D mailtls_notebooks=$(MAILTLS_NOTEBOOKS) \
+	  -D mailtls_jupyterlite=0 --host $(HOST) --port $(PORT) \
 	  --watch docs/_ext --watch docs/_templates --watch docs/_static \
 	  docs/$(EDITION) $(BUILDDIR)/live/$(EDITION)
 

@@ -1,12 +1,9 @@
-"""Sphinx configuration for both editions of the course: English and Spanish.
+"""Sphinx configuration for both editions of the course, English and Spanish.
 
-One configuration, two builds. The Makefile runs, for each language LANG:
-
-    sphinx-build -c . -D language=LANG docs/LANG _build/html/LANG
-
-and copies ``docs/root/index.html`` (which sends readers to their browser's language) to
-``_build/html/``. Anything that differs between the editions lives in ``EDITIONS`` below.
-Warnings are errors: the Makefile passes ``-W --keep-going -n``.
+One configuration, two builds: the Makefile runs, for each language LANG,
+``sphinx-build -c . -D language=LANG -W --keep-going -n docs/LANG _build/html/LANG``
+(warnings are errors) and copies ``docs/root/index.html`` to ``_build/html/``.
+What differs between the editions is in ``EDITIONS``; our extensions are in ``docs/_ext/``.
 """
 
 from __future__ import annotations
@@ -50,9 +47,9 @@ extensions = [
 ]
 
 # -- Sources -------------------------------------------------------------------------------
-
 # Markdown pages, and MyST Markdown notebooks (a `kernelspec` in their front matter) in
 # notebooks/, which docs/LANG/notebooks links to. MyST-NB registers the suffixes.
+
 root_doc = "index"
 templates_path = [str(HERE / "docs" / "_templates")]
 exclude_patterns: list[str] = []
@@ -66,10 +63,11 @@ myst_enable_extensions = [
 ]
 myst_heading_anchors = 3
 
-# -- Notebooks (MyST-NB) -------------------------------------------------------------------
-# notebook_pages decides whether to execute (MAILTLS_NOTEBOOKS=auto|execute|off; auto executes
-# when a lab answers) and says on each page which servers produced the outputs.
+# -- Notebooks (MyST-NB and notebook_pages) ------------------------------------------------
+# Each page says which servers produced its outputs. The Makefile passes its MAILTLS_NOTEBOOKS
+# as -D mailtls_notebooks=...
 
+mailtls_notebooks = "auto"  # execute: a real lab when one answers, else the simulated lab; or execute|sim|off
 nb_execution_timeout = 120  # seconds per cell; a relay's deferral takes a few
 nb_execution_raise_on_error = True  # a failing assert in a notebook fails the build
 nb_execution_show_tb = True
@@ -84,9 +82,15 @@ notebook_chapters = {  # notebook -> its chapter; each page links to the other
     "attacks": "attacks/index",
 }
 
+# -- Run in your browser (browser_lab) -----------------------------------------------------
+# JupyterLite in each edition (/LANG/lite/), with the Pyodide and wheels of `make browser-assets`
+# and this project's wheel. The Makefile passes MAILTLS_JUPYTERLITE=off as -D mailtls_jupyterlite=0.
+
+mailtls_jupyterlite = True
+
 # -- Cross-references and checks -----------------------------------------------------------
 
-nitpicky = True  # every reference must resolve
+nitpicky = True  # every reference must resolve (and -W makes any warning an error)
 extlinks = {
     "postconf": ("https://www.postfix.org/postconf.5.html#%s", "%s"),
 }
@@ -115,12 +119,14 @@ copybutton_exclude = ".linenos, .gp, .go"
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 
-
 # -- Per-edition settings ------------------------------------------------------------------
 
 
 def apply_edition(app: Sphinx, config: Config) -> None:
-    """Set what differs between the editions, once ``-D language=…`` is known."""
+    """Set what differs between the editions, once ``-D language=…`` is known.
+
+    Raises ``ValueError`` for a language that has no edition.
+    """
     if config.language not in EDITIONS:
         raise ValueError(f"language must be one of {sorted(EDITIONS)}, not {config.language!r}")
     edition = EDITIONS[config.language]

@@ -3,7 +3,7 @@
 For each backend (native, then containers): bring a lab up, execute every notebook of one
 language with nbclient (as ``make test`` does), for each language, then build the English
 edition twice in the same run, once executing the notebooks against that lab and once without
-(``MAILTLS_NOTEBOOKS=execute`` and ``off``), each into a fresh folder.
+(``-D mailtls_notebooks=execute`` and ``off``), each into a fresh folder.
 
 Run as root with ``make benchmarks-notebooks``. Figures go to standard output; nothing is asserted.
 """
@@ -23,7 +23,7 @@ from measure import machine, timed
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
 
 from helpers.notebooks import execute, notebook_paths
-from helpers.site import build_environment, sphinx_command
+from helpers.site import sphinx_command
 
 
 def execute_all(language: str) -> None:
@@ -33,10 +33,10 @@ def execute_all(language: str) -> None:
 
 
 def build_english(notebooks: str, scratch: Path) -> None:
-    """The English edition into ``scratch/site-NOTEBOOKS``; ``notebooks`` is MAILTLS_NOTEBOOKS."""
+    """The English edition into ``scratch/site-NOTEBOOKS``; ``notebooks`` is conf.py's mailtls_notebooks."""
     out = scratch / f"site-{notebooks}"
-    subprocess.run(sphinx_command("en", out / "html", out / "doctrees"), check=True,
-                   env=build_environment(notebooks), capture_output=True)
+    subprocess.run(sphinx_command("en", out / "html", out / "doctrees", notebooks), check=True,
+                   capture_output=True)
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ from measure import folder_size, machine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the helpers the tests use too
 
 from helpers.paths import ROOT
-from helpers.site import build_environment, sphinx_command
+from helpers.site import sphinx_command
 
 LANGUAGES = ("en", "es")
 CHAPTER = "postfix-server/index"
@@ -35,11 +35,11 @@ CHAPTER = "postfix-server/index"
 
 def build(out: Path, doctrees: Path, notebooks: str = "off", jupyterlite: bool = True,
           languages: tuple[str, ...] = LANGUAGES) -> float:
-    """Both editions; ``notebooks`` is MAILTLS_NOTEBOOKS (``off``: the prose alone)."""
+    """Both editions; ``notebooks`` is conf.py's ``mailtls_notebooks`` (``off``: the prose alone)."""
     start = time.perf_counter()
     for language in languages:
-        subprocess.run(sphinx_command(language, out / language, doctrees / language), check=True, cwd=ROOT,
-                       env=build_environment(notebooks, jupyterlite))
+        subprocess.run(sphinx_command(language, out / language, doctrees / language, notebooks, jupyterlite),
+                       check=True, cwd=ROOT)
     return time.perf_counter() - start
 
 

@@ -20,7 +20,7 @@ from myst_parser.parsers.mdit import create_md_parser
 
 from helpers.notebooks import execute, notebook_paths
 from helpers.paths import DOCS, NOTEBOOKS, ROOT
-from helpers.site import build_environment, sphinx_command
+from helpers.site import sphinx_command
 
 LANGUAGES = ("en", "es")
 
@@ -109,8 +109,8 @@ class BuiltSite:
 def build_site(out: Path, doctrees: Path, notebooks: str = "off") -> BuiltSite:
     """Build both editions and the root page, as ``make html`` does.
 
-    ``notebooks`` is MAILTLS_NOTEBOOKS: ``off`` by default, so that a lab some other test left
-    running cannot change what the site-wide tests see.
+    ``notebooks`` is conf.py's ``mailtls_notebooks``: ``off`` by default, so that a lab some other
+    test left running cannot change what the site-wide tests see.
     """
     results = {language: build_edition(language, out, doctrees, notebooks) for language in LANGUAGES}
     (out / "index.html").write_bytes((DOCS / "root" / "index.html").read_bytes())
@@ -121,12 +121,11 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
                   jupyterlite: bool = True) -> BuildResult:
     """Build one edition as ``make html`` does, warnings as errors, and keep what Sphinx said.
 
-    ``jupyterlite=False`` leaves out "run in your browser" (MAILTLS_JUPYTERLITE=off), for tests
+    ``jupyterlite=False`` leaves out "run in your browser" (``mailtls_jupyterlite`` 0), for tests
     of other things that would otherwise wait for JupyterLite's build.
     """
-    done = subprocess.run(sphinx_command(language, out / language, doctrees / language), cwd=ROOT,
-                          capture_output=True, text=True,
-                          env={**build_environment(notebooks, jupyterlite), "LC_ALL": "C.UTF-8"})
+    command = sphinx_command(language, out / language, doctrees / language, notebooks, jupyterlite)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 

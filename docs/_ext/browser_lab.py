@@ -5,27 +5,28 @@ notebooks as fresh ``.ipynb`` files (no outputs). This extension prepares what t
 in ``_build/jupyterlite/LANG/`` (outside the Sphinx sources):
 
 - ``static/pyodide/``: the Pyodide core and the wheels from ``make browser-assets``
-  (``tools/browser_assets.py``), with ``pyodide-lock.json`` rewritten to name and hash the files
-  served here, plus this project's own wheel (``mailtls``, with the ``labs/hosts`` files it
-  simulates). JupyterLite's Pyodide add-on copies the folder and points ``pyodideUrl`` at it.
+  (``tools/browser_assets.py``), plus this project's own wheel, built from ``pyproject.toml``
+  with ``pip wheel`` (``mailtls``, with the ``labs/hosts`` files it simulates as package data).
+  ``pyodide-lock.json`` names and hashes the files served here: the ``pyodide-lock`` package adds
+  the wheels Pyodide does not ship, with the dependencies their metadata declare. JupyterLite's
+  Pyodide add-on copies the folder and points ``pyodideUrl`` at it.
 - ``pypi/``: the wheels the kernel installs with piplite (``comm``).
 - ``jupyter-lite.json``: no PyPI fallback, ``mailtls`` loaded with the kernel, and memory-only
   storage, so a notebook always opens fresh from the site.
 
 The chapters' "run in your browser" links are made by ``notebook_pages`` with :func:`lite_url`.
-``MAILTLS_JUPYTERLITE=off`` leaves JupyterLite out (faster builds for tests that do not need it).
+``mailtls_jupyterlite = False`` (``-D mailtls_jupyterlite=0``) leaves JupyterLite out: faster
+builds for tests that do not need it, and for ``make livehtml``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
 import shutil
-import zipfile
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
@@ -36,16 +37,11 @@ ASSETS = ROOT / ".cache" / "browser"
 LITE = "lite"  # where jupyterlite-sphinx puts JupyterLite in the edition
 PYODIDE_FILES = ["pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "package.json"]
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
-LAB_PACKAGES = {"mailtls": ["tlslite-ng", "ecdsa"], "tlslite-ng": ["ecdsa"], "ecdsa": ["six"]}
-
-
-def enabled() -> bool:
-    return os.environ.get("MAILTLS_JUPYTERLITE", "on") != "off"
 
 
 def lite_url(app: Sphinx, docname: str, notebook: str) -> str | None:
     """The link from a page to a notebook opened in JupyterLite, or None without JupyterLite."""
-    if not enabled():
+    if not app.config.mailtls_jupyterlite:
         return None
     return "../" * docname.count("/") + f"{LITE}/notebooks/index.html?path={notebook}.ipynb"
 
@@ -78,16 +74,16 @@ def prepare(app: Sphinx) -> None:
         raise ExtensionError(f"Pyodide {PYODIDE_VERSION} is missing: run `make browser-assets`")
     for name in PYODIDE_FILES:
         shutil.copyfile(core / name, pyodide / name)
-    lock = json.loads((core / "pyodide-lock.json").read_text())
+    wheels = []
     for wheel in (ASSETS / "wheels").glob("*.whl"):
         if wheel.name.startswith("comm-"):
             (folder / "pypi").mkdir(exist_ok=True)
             shutil.copyfile(wheel, folder / "pypi" / wheel.name)
             continue
         shutil.copyfile(wheel, pyodide / wheel.name)
-        add_to_lock(lock, wheel, pyodide)
-    add_to_lock(lock, build_mailtls_wheel(pyodide), pyodide)
-    (pyodide / "pyodide-lock.json").write_text(json.dumps(lock))
+        wheels.append(pyodide / wheel.name)
+    wheels.append(build_mailtls_wheel(pyodide))
+    write_lock(core / "pyodide-lock.json", PYODIDE_VERSION, wheels, pyodide / "pyodide-lock.json")
     settings = {
         "disablePyPIFallback": True,
         "loadPyodideOptions": {"packages": ["mailtls"]},
@@ -109,44 +105,50 @@ def prepare(app: Sphinx) -> None:
     write_notebooks(app, Path(app.config.jupyterlite_content_dir))
 
 
-def add_to_lock(lock: dict[str, Any], wheel: Path, folder: Path) -> None:
-    """Make the lock file's entry for this wheel name the file served here (and add it if new)."""
-    name, version = wheel.name.split("-")[:2]
-    key = name.replace("_", "-").lower()
-    entry = lock["packages"].get(key) or {
-        "name": key, "version": version, "install_dir": "site", "package_type": "package",
-        "imports": [key.replace("-ng", "")], "depends": LAB_PACKAGES.get(key, []), "unvendored_tests": False,
-    }
-    entry.update(file_name=wheel.name, version=version,
-                 sha256=hashlib.sha256((folder / wheel.name).read_bytes()).hexdigest())
-    lock["packages"][key] = entry
+def write_lock(core: Path, version: str, wheels: list[Path], target: Path) -> None:
+    """Pyodide's lock file ``core``, told about ``wheels`` (all in ``target``'s folder), as ``target``.
+
+    A wheel Pyodide ships (IPython and the rest of the kernel's) keeps its entry, with the hash of
+    the file served here; the others (``mailtls``, tlslite-ng, ecdsa) get new entries from their
+    metadata, dependencies included, by ``pyodide_lock.utils.add_wheels_to_spec``. Raises
+    ``ExtensionError`` if a shipped wheel's file name is not the one the lock file names.
+    """
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+    from pyodide_lock import PyodideLockSpec
+    from pyodide_lock.utils import add_wheels_to_spec, update_package_sha256
+
+    data = json.loads(core.read_text())
+    # pyodide-lock 0.1 (the last for Python 3.11) requires the Pyodide version here, which Pyodide's
+    # own lock files no longer carry; 0.2 accepts it and leaves it out of what it writes.
+    data["info"].setdefault("version", version)
+    target.write_text(json.dumps(data))
+    lock = PyodideLockSpec.from_json(target)
+    new = []
+    for wheel in wheels:
+        entry = lock.packages.get(canonicalize_name(parse_wheel_filename(wheel.name)[0]))
+        if entry is None:
+            new.append(wheel)
+        elif entry.file_name != wheel.name:
+            raise ExtensionError(f"Pyodide {version} names {entry.file_name}, not {wheel.name}")
+        else:
+            update_package_sha256(entry, wheel)
+    add_wheels_to_spec(lock, new, base_path=target.parent).to_json(target)
 
 
 def build_mailtls_wheel(folder: Path) -> Path:
-    """This project's package as a wheel, with the lab's host files it simulates (``mailtls/_labs``)."""
-    from mailtls import __version__
+    """This project's wheel, built from ``pyproject.toml`` by ``pip wheel`` into ``folder``.
 
-    wheel = folder / f"mailtls-{__version__}-py3-none-any.whl"
-    files: dict[str, bytes] = {}
-    for path in sorted((ROOT / "src" / "mailtls").rglob("*.py")):
-        files["mailtls/" + path.relative_to(ROOT / "src" / "mailtls").as_posix()] = path.read_bytes()
-    for path in sorted((ROOT / "labs" / "hosts").rglob("*")):
-        if path.is_file():
-            files["mailtls/_labs/hosts/" + path.relative_to(ROOT / "labs" / "hosts").as_posix()] = path.read_bytes()
-    info = f"mailtls-{__version__}.dist-info"
-    files[f"{info}/METADATA"] = (f"Metadata-Version: 2.1\nName: mailtls\nVersion: {__version__}\n"
-                                 "Requires-Dist: tlslite-ng\nRequires-Dist: ecdsa\n").encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: mailtls\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    record = "".join(f"{name},sha256={digest(data)},{len(data)}\n" for name, data in files.items())
-    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
-    return wheel
-
-
-def digest(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    The build backend (hatchling, from the docs dependencies: no download) puts ``labs/hosts`` in
+    it as ``mailtls/_labs/hosts``. Raises ``ExtensionError`` with pip's output if pip fails.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                   "--wheel-dir", scratch, str(ROOT)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ExtensionError(f"pip could not build the mailtls wheel:\n{done.stdout}{done.stderr}")
+        (built,) = Path(scratch).glob("mailtls-*.whl")
+        return Path(shutil.copy(built, folder))
 
 
 def write_notebooks(app: Sphinx, target: Path) -> None:
@@ -180,7 +182,10 @@ def is_jupyterlite_sphinx_asset(name: str) -> bool:
 
 
 def setup(app: Sphinx) -> dict[str, object]:
-    if enabled():
+    app.add_config_value("mailtls_jupyterlite", True, "env", types=[bool],
+                         description='JupyterLite in each edition, for the "run in your browser" links')
+    # Sphinx reads a config value when asked (conf.py, then -D), so it is known here already.
+    if app.config.mailtls_jupyterlite:
         app.setup_extension("jupyterlite_sphinx")
         # Its directives are not used here, so its files stay off the pages: they would weigh on every
         # page, and one is a stylesheet from another site (a web font), which an offline site must not load.

@@ -4,10 +4,17 @@ The notebooks live in ``notebooks/LANG/`` (``docs/LANG/notebooks`` is a link to 
 MyST Markdown, and MyST-NB renders them. This extension decides and says where their outputs
 come from, and ties each notebook to its chapter:
 
-- **Execution.** ``MAILTLS_NOTEBOOKS`` chooses: ``execute`` (a real lab must be running: the
-  build fails otherwise), ``sim`` (the simulated lab, ``mailtls.sim``), ``off`` (never execute),
-  or ``auto``, the default: the real lab when one answers, else the simulated one. Old outputs
-  are never shown: the build either runs every cell now or shows none.
+- **Execution.** ``mailtls_notebooks`` in ``conf.py`` (``-D mailtls_notebooks=…``) chooses:
+  ``execute`` (a real lab must be running: the build fails otherwise), ``sim`` (the simulated lab,
+  ``mailtls.sim``), ``off`` (never execute), or ``auto``, the default: the real lab when one
+  answers, else the simulated one. Old outputs are never shown: the build either runs every cell
+  now or shows none.
+- **The simulated lab's kernel.** A notebook picks its lab with ``mailtls.lab.connect()``, which
+  takes ``MAILTLS_BACKEND=sim`` from the kernel's environment. That variable is set in one place
+  only: the ``env`` of a kernelspec of its own, ``mailtls-sim`` (jupyter_client's kernel.json),
+  installed into this Python's prefix as ``python -m ipykernel install --sys-prefix --env`` would.
+  MyST-NB runs the notebooks on it through ``nb_kernel_rgx_aliases``; the build's own environment
+  is left alone, and the downloads keep the notebooks' own kernel name.
 - **Provenance.** Every notebook page starts with a note naming the servers that produced its
   outputs (backend, Postfix and Dovecot versions, date; or the simulated lab), or saying that
   none did.
@@ -23,12 +30,13 @@ import datetime as dt
 import html
 import logging
 import os
-import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
@@ -38,6 +46,9 @@ from sphinx.errors import ConfigError
 from browser_lab import lite_url
 
 NOTEBOOKS = "notebooks/"  # the folder of notebook pages in each edition
+CHOICES = ("auto", "execute", "sim", "off")  # mailtls_notebooks
+SIM_KERNEL = "mailtls-sim"  # the kernelspec whose kernels run the simulated lab
+SIM_ENV = {"MAILTLS_BACKEND": "sim"}  # what mailtls.lab.connect() reads to choose it
 
 MESSAGES = {
     "en": {
@@ -111,21 +122,38 @@ def running_lab() -> Producer | None:
 
 
 def choose_execution(app: Sphinx, config: Config) -> None:
-    choice = os.environ.get("MAILTLS_NOTEBOOKS", "auto")
-    if choice not in ("auto", "execute", "sim", "off"):
-        raise ConfigError(f"MAILTLS_NOTEBOOKS must be auto, execute, sim or off, not {choice!r}")
+    """Execute against the real lab, the simulated one or none, as ``mailtls_notebooks`` says.
+
+    Raises ``ConfigError`` for another choice, or for ``execute`` when no lab answers.
+    """
+    choice = config.mailtls_notebooks
+    if choice not in CHOICES:
+        raise ConfigError(f"mailtls_notebooks must be auto, execute, sim or off, not {choice!r}")
     lab = running_lab() if choice in ("auto", "execute") else None
     if lab is not None and choice == "auto" and not lab.ours:
         lab = None
     if choice == "execute" and lab is None:
-        raise ConfigError("MAILTLS_NOTEBOOKS=execute, but no lab is running: `python -m mailtls lab up` first")
+        raise ConfigError("mailtls_notebooks is execute, but no lab is running: "
+                          "`python -m mailtls lab up` first")
     if lab is None and choice in ("auto", "sim"):
-        # The kernels inherit this and each starts its own simulated lab; none runs here.
-        os.environ["MAILTLS_BACKEND"] = "sim"
+        # Each kernel starts its own simulated lab; none runs here.
+        install_sim_kernel()
+        config.nb_kernel_rgx_aliases = {".*": SIM_KERNEL}
         lab = Producer("sim", {})
     app.mailtls_lab = lab  # type: ignore[attr-defined]
     config.nb_execution_mode = "force" if lab is not None else "off"
     logging.getLogger("traitlets").setLevel(logging.WARNING)  # not one INFO line per notebook
+
+
+def install_sim_kernel() -> None:
+    """Install the ``mailtls-sim`` kernelspec into this Python's prefix (a virtual environment's).
+
+    It is ipykernel's own, with ``SIM_ENV`` as its ``env``: jupyter_client adds that to the
+    kernel's environment when it starts one (the kernel.json ``env`` field of the kernelspec).
+    """
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=SIM_KERNEL, display_name="Python 3 (simulated lab)", prefix=sys.prefix, env=SIM_ENV)
 
 
 def per_language_output(app: Sphinx) -> None:
@@ -238,7 +266,11 @@ def always_reread(app: Sphinx, env: Any, added: set[str], changed: set[str], rem
 
 
 def copy_notebooks(app: Sphinx, exception: Exception | None) -> None:
-    """Put each executed notebook next to its page, where the page's download link points."""
+    """Put each executed notebook next to its page, where the page's download link points.
+
+    A notebook run on the simulated lab's kernel gets back the kernel name of its source
+    (``python3``), which is what a reader's Jupyter has.
+    """
     if exception is not None or app.builder.format != "html":
         return
     executed = Path(app.env.mystnb_config.output_folder) / NOTEBOOKS.rstrip("/")
@@ -247,11 +279,25 @@ def copy_notebooks(app: Sphinx, exception: Exception | None) -> None:
     target = Path(app.outdir) / NOTEBOOKS.rstrip("/")
     target.mkdir(parents=True, exist_ok=True)
     for notebook in executed.glob("*.ipynb"):
-        shutil.copyfile(notebook, target / notebook.name)
+        content = nbformat.read(notebook, as_version=nbformat.NO_CONVERT)
+        kernelspec = content.metadata.get("kernelspec", {})
+        if kernelspec.get("name") == SIM_KERNEL:
+            kernelspec["name"] = source_kernel(app, NOTEBOOKS + notebook.stem)
+        (target / notebook.name).write_text(nbformat.writes(content), encoding="utf-8")
+
+
+def source_kernel(app: Sphinx, docname: str) -> str:
+    """The kernel name in a notebook's own front matter."""
+    import jupytext
+
+    text = Path(app.env.doc2path(docname)).read_text(encoding="utf-8")
+    return jupytext.reads(text, fmt="md:myst").metadata["kernelspec"]["name"]
 
 
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_config_value("notebook_chapters", {}, "env", types=[dict])
+    app.add_config_value("mailtls_notebooks", "auto", "env", types=[str],
+                         description="execute the notebooks: auto, execute (a real lab), sim or off")
     app.connect("config-inited", choose_execution)
     app.connect("builder-inited", per_language_output, priority=900)  # after MyST-NB's own
     app.connect("env-get-outdated", always_reread)

@@ -8,16 +8,18 @@ starts on each port, so that ``lab status`` and the tests can describe and reach
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from mailtls.errors import UnknownHost
 
 DOMAIN = "lab.test"
-# The lab's files as shipped: labs/ in this repository. In the browser, the package carries the
-# hosts' files itself (mailtls/_labs, made by the site build). A lab may run from a copy instead
-# (a student's, a test's): see mailtls.config.LabConfig.labs.
-_PACKAGED = Path(__file__).resolve().parent / "_labs"
-SHIPPED_LABS = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
+# The lab's files as shipped: labs/ in this repository. An installed wheel (the browser's)
+# carries the hosts' files as package data, mailtls/_labs (see pyproject.toml); an editable
+# install reads labs/ of the repository. A lab may run from a copy instead (a student's, a
+# test's): see mailtls.config.LabConfig.labs.
+_PACKAGED = resources.files("mailtls") / "_labs"
+SHIPPED_LABS = Path(str(_PACKAGED)) if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "labs"
 
 
 @dataclass(frozen=True)

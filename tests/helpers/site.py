@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from helpers.paths import DOCS, ROOT
 
 
-def sphinx_command(language: str, out: Path, doctrees: Path) -> list[str]:
-    """``sphinx-build`` of ``docs/LANGUAGE`` into ``out``, as the Makefile's SPHINXOPTS say."""
-    return [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", f"language={language}",
-            "-W", "--keep-going", "-n", "-q", "-d", str(doctrees), str(DOCS / language), str(out)]
+def sphinx_command(language: str, out: Path, doctrees: Path, notebooks: str = "off",
+                   jupyterlite: bool = True) -> list[str]:
+    """``sphinx-build`` of ``docs/LANGUAGE`` into ``out``, as the Makefile's SPHINXOPTS say.
 
-
-def build_environment(notebooks: str = "off", jupyterlite: bool = True) -> dict[str, str]:
-    """This process's environment with the build's switches set.
-
-    ``notebooks`` is MAILTLS_NOTEBOOKS (``off``, ``sim``, ``execute``); ``jupyterlite=False`` sets
-    MAILTLS_JUPYTERLITE=off, which leaves out "run in your browser" (see conf.py).
+    ``notebooks`` is conf.py's ``mailtls_notebooks`` (``off``, ``sim``, ``execute``, ``auto``);
+    ``jupyterlite=False`` leaves out "run in your browser" (``mailtls_jupyterlite``).
     """
-    return {**os.environ, "MAILTLS_NOTEBOOKS": notebooks,
-            "MAILTLS_JUPYTERLITE": "on" if jupyterlite else "off"}
+    return [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(ROOT), "-D", f"language={language}",
+            "-D", f"mailtls_notebooks={notebooks}", "-D", f"mailtls_jupyterlite={int(jupyterlite)}",
+            "-W", "--keep-going", "-n", "-q", "-d", str(doctrees), str(DOCS / language), str(out)]
