@@ -125,7 +125,8 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
     of other things that would otherwise wait for JupyterLite's build.
     """
     command = sphinx_command(language, out / language, doctrees / language, notebooks, jupyterlite)
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C.UTF-8"})
     return BuildResult(language, done.returncode, done.stderr.strip())
 
 
