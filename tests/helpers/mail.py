@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from helpers.polling import wait_until
+from mailtls import maillog
 
 MAIL_HOST = "mail.lab.test"
 
@@ -133,7 +134,8 @@ def delivery_line(queue_id: str, timeout: float = 20) -> str:
 
     def line() -> str | None:
         for text in relay_log().read_text().splitlines():
-            if f"{queue_id}: to=<" in text and "status=" in text:
+            found = maillog.delivery(text)  # the package's one reader of Postfix's log lines
+            if found is not None and found.queue_id == queue_id:
                 return text
         return None
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import ssl
 
+from mailtls import smtp_reply
+
 
 class LineSession:
     """A connection to ``address:port`` that appends each line the server sends to ``heard``.
@@ -25,11 +27,10 @@ class LineSession:
 
     def read_smtp_reply(self) -> str:
         """Read one SMTP reply, every line of a multi-line one (``250-...``); return its last line."""
-        while True:
-            line = self.file.readline().decode().rstrip("\r\n")
-            self.heard.append(line)
-            if line[3:4] != "-":
-                return line
+        reply = smtp_reply.read(self.file.readline)  # the package's one reader (RFC 5321, 4.2.1)
+        lines = [line.decode().rstrip("\r\n") for line in reply.lines]
+        self.heard.extend(lines)
+        return lines[-1]
 
     def read_imap_until(self, tag: str) -> str:
         """Read IMAP lines up to the one that starts with ``tag`` (or to the end); return that line."""
