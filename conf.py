@@ -20,7 +20,7 @@ sys.path.insert(0, str(HERE / "docs" / "_ext"))
 # -- Project -------------------------------------------------------------------------------
 
 author = "The mailtls contributors"
-copyright = "2026, %s" % author  # noqa: A001 (Sphinx's name)
+copyright = f"2026, {author}"  # noqa: A001 (Sphinx's name)
 
 EDITIONS = {
     "en": {"project": "Postfix, Dovecot and mail encryption with TLS"},

@@ -53,8 +53,8 @@ def fetch_pyodide(version: str) -> Path:
     staging.mkdir(parents=True)
     # GNU tar (essential on Debian) rather than tarfile: tarfile's safe `filter="data"` needs
     # Python 3.11.4, and Debian 12 has 3.11.2. tar strips leading "/" and refuses "..".
-    subprocess.run(["tar", "-xzf", str(archive), "-C", str(staging), "--no-same-owner", "--no-same-permissions"],
-                   check=True)
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(staging), "--no-same-owner",
+                    "--no-same-permissions"], check=True)
     shutil.rmtree(folder, ignore_errors=True)
     (staging / "package").rename(folder)
     shutil.rmtree(staging)
@@ -83,8 +83,8 @@ def pip_download(requirements: list[str], python: str) -> None:
     if not missing:
         return
     subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "--python-version", python, "--platform", "any", "--implementation", "py", "--abi", "none",
-                    "--dest", str(wheels), *missing], check=True)
+                    "--python-version", python, "--platform", "any", "--implementation", "py",
+                    "--abi", "none", "--dest", str(wheels), *missing], check=True)
 
 
 def wheel_glob(requirement: str) -> str:
@@ -101,7 +101,8 @@ def main() -> int:
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     python = ".".join(lock["info"]["python"].split(".")[:2])
     entries = lock_closure(lock, KERNEL_NEEDS + ["six"])
-    pip_download([f"{e['name']}=={e['version']}" for e in entries.values()] + PIPLITE_NEEDS + LAB_NEEDS, python)
+    pip_download([f"{e['name']}=={e['version']}" for e in entries.values()] + PIPLITE_NEEDS + LAB_NEEDS,
+                 python)
     print(f"browser assets: Pyodide {version} and {len(list((CACHE / 'wheels').glob('*.whl')))} wheels in "
           f"{CACHE.relative_to(ROOT)}/")
     return 0

@@ -66,7 +66,8 @@ def say(message: str) -> None:
 
 def root_environment() -> dict[str, str]:
     """The environment of a root login on a new machine, plus this machine's way to the network."""
-    env = {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash", "TERM": "dumb"}
+    env = {"PATH": PATH, "HOME": "/root", "USER": "root", "LOGNAME": "root", "SHELL": "/bin/bash",
+           "TERM": "dumb"}
     for name, value in os.environ.items():
         if name in NETWORK_VARIABLES or name.endswith(CA_VARIABLE_ENDINGS):
             env[name] = value
@@ -86,7 +87,8 @@ def inside(root: Path, command: str, log: Path, *, background: bool = False) -> 
         "mount --rbind /dev \"$r/dev\"; mount --make-rslave \"$r/dev\"; "
         "mount -t tmpfs -o mode=755 tmpfs \"$r/run\"; mkdir -p \"$r/run/lock\"; "
         # pivot_root, not chroot: container runtimes inside need a real root (`podman exec`).
-        "cd \"$r\"; mkdir -p .old-root; pivot_root . .old-root; umount -l /.old-root; rmdir /.old-root; cd /; "
+        "cd \"$r\"; mkdir -p .old-root; pivot_root . .old-root; "
+        "umount -l /.old-root; rmdir /.old-root; cd /; "
         "exec /usr/bin/env -i \"$@\" /bin/bash -c \"$COMMAND\""
     )
     env_pairs = [f"{k}={v}" for k, v in root_environment().items()]
@@ -119,7 +121,8 @@ def tail(log: Path, lines: int = 15) -> str:
 
 
 def base_archive(release: int, log: Path) -> tuple[Path, float]:
-    """The cached base root of ``release`` (built when missing), and the seconds spent building it (0 if cached)."""
+    """The cached base root of ``release`` (built when missing), and the seconds spent building it
+    (0 if cached)."""
     name = debian.codename(release)
     archive = CACHE / f"debian-{release}-{name}.tar"
     if archive.exists():
@@ -246,8 +249,8 @@ def fresh_root(release: int, archive: Path, keep: bool) -> Iterator[Path]:
 
 def resolve_commit(revision: str) -> str:
     """The full hash of ``revision`` in this repository; FreshMachineError if there is none."""
-    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-                           capture_output=True, text=True)
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                            f"{revision}^{{commit}}"], capture_output=True, text=True)
     if found.returncode != 0:
         raise FreshMachineError(f"no commit {revision!r} in {ROOT}")
     return found.stdout.strip()
@@ -265,7 +268,8 @@ def try_release(release: int, commit: str, port: int, keep: bool, make_test: boo
         subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(course)], check=True)
         subprocess.run(["git", "-C", str(course), "checkout", "--quiet", commit], check=True)
         versions = subprocess.run(
-            ["chroot", str(root), "sh", "-c", "python3 --version; echo node $(node --version); echo npm $(npm --version)"],
+            ["chroot", str(root), "sh", "-c",
+             "python3 --version; echo node $(node --version); echo npm $(npm --version)"],
             capture_output=True, text=True, env={"PATH": PATH}).stdout.split("\n")
         say(f"Debian {release}: commit {commit[:12]} with {', '.join(v for v in versions if v)}")
         say(f"Debian {release}: make serve")
@@ -280,7 +284,8 @@ def try_release(release: int, commit: str, port: int, keep: bool, make_test: boo
             try:
                 times["make test"] = run_inside(root, "cd /root/course && make test", log, "make test")
             finally:
-                summary = [line for line in log.read_text().splitlines() if line.startswith("=") and " in " in line]
+                summary = [line for line in log.read_text().splitlines()
+                           if line.startswith("=") and " in " in line]
                 say(f"Debian {release}: {summary[-1] if summary else 'make test printed no summary'}")
     return times
 
@@ -297,12 +302,14 @@ def main() -> int:
     parser.add_argument("--rebuild", action="store_true", help="make the base roots anew, not from the cache")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        print("fresh-machine: needs root (debootstrap, chroot, namespaces): run it with sudo", file=sys.stderr)
+        print("fresh-machine: needs root (debootstrap, chroot, namespaces): run it with sudo",
+              file=sys.stderr)
         return 2
-    missing = [tool for tool in ("debootstrap", "unshare", "chroot", "git", "tar") if shutil.which(tool) is None]
+    missing = [tool for tool in ("debootstrap", "unshare", "chroot", "git", "tar")
+               if shutil.which(tool) is None]
     if missing:
-        print(f"fresh-machine: missing {', '.join(missing)} (apt-get install debootstrap; make debian-packages "
-              "installs it)", file=sys.stderr)
+        print(f"fresh-machine: missing {', '.join(missing)} (apt-get install debootstrap; "
+              "make debian-packages installs it)", file=sys.stderr)
         return 2
     releases = args.release or sorted(debian.CODENAMES)
     results: dict[int, dict[str, float]] = {}

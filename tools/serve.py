@@ -21,7 +21,8 @@ def main() -> int:
     args = parser.parse_args()
 
     if not (args.root / "index.html").is_file():
-        print(f"error: {args.root}/index.html does not exist; build the site first (make html)", file=sys.stderr)
+        print(f"error: {args.root}/index.html does not exist; build the site first (make html)",
+              file=sys.stderr)
         return 2
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(args.root))
     try:

@@ -61,7 +61,9 @@ def configure(app: Sphinx, config: Config) -> None:
 
 def prepare(app: Sphinx) -> None:
     if not (ASSETS / "wheels").is_dir():
-        raise ExtensionError("the browser's Python is missing: run `make browser-assets` (tools/browser_assets.py)")
+        raise ExtensionError(
+            "the browser's Python is missing: run `make browser-assets` (tools/browser_assets.py)"
+        )
     folder = lite_dir(app)
     shutil.rmtree(folder, ignore_errors=True)
     (Path(app.srcdir) / ".jupyterlite.doit.db").unlink(missing_ok=True)  # a stale one drops pyodideUrl
@@ -162,7 +164,11 @@ def write_notebooks(app: Sphinx, target: Path) -> None:
         if "kernelspec" not in notebook.metadata:
             continue  # a plain page (the index, what the simulated lab simplifies)
         notebook.metadata.pop("jupytext", None)
-        notebook.metadata["kernelspec"] = {"name": "python", "display_name": "Python (Pyodide)", "language": "python"}
+        notebook.metadata["kernelspec"] = {
+            "name": "python",
+            "display_name": "Python (Pyodide)",
+            "language": "python",
+        }
         nbformat.write(notebook, target / f"{source.stem}.ipynb")
 
 
@@ -174,7 +180,9 @@ def check(app: Sphinx, exception: Exception | None) -> None:
     config = json.loads((Path(app.outdir) / LITE / "jupyter-lite.json").read_text())
     settings = config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
     if settings.get("pyodideUrl") != "./static/pyodide/pyodide.mjs":
-        raise ExtensionError(f"JupyterLite would load Pyodide from {settings.get('pyodideUrl')!r}, not from this site")
+        raise ExtensionError(
+            f"JupyterLite would load Pyodide from {settings.get('pyodideUrl')!r}, not from this site"
+        )
 
 
 def is_jupyterlite_sphinx_asset(name: str) -> bool:
@@ -190,7 +198,9 @@ def setup(app: Sphinx) -> dict[str, object]:
         # Its directives are not used here, so its files stay off the pages: they would weigh on every
         # page, and one is a stylesheet from another site (a web font), which an offline site must not load.
         app.registry.css_files = [f for f in app.registry.css_files if not is_jupyterlite_sphinx_asset(f[0])]
-        app.registry.js_files = [f for f in app.registry.js_files if not is_jupyterlite_sphinx_asset(f[0] or "")]
+        app.registry.js_files = [
+            f for f in app.registry.js_files if not is_jupyterlite_sphinx_asset(f[0] or "")
+        ]
         app.connect("config-inited", configure, priority=400)  # before jupyterlite-sphinx reads them
         app.connect("builder-inited", prepare)
         app.connect("build-finished", check, priority=900)  # after jupyterlite-sphinx's build

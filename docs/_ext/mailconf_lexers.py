@@ -43,7 +43,10 @@ class PostfixMasterLexer(RegexLexer):
     tokens = {
         "root": [
             (r"^\s*#.*\n", Comment.Single),
-            (r"(-o)(\s+)(\{?)([A-Za-z0-9_]+)(\s*=)", bygroups(Keyword, Whitespace, Punctuation, Name.Attribute, Operator)),
+            (
+                r"(-o)(\s+)(\{?)([A-Za-z0-9_]+)(\s*=)",
+                bygroups(Keyword, Whitespace, Punctuation, Name.Attribute, Operator),
+            ),
             (r"\$\{?[A-Za-z0-9_]+\}?", Name.Variable),
             (r"^[A-Za-z0-9_.:\[\]-]+", Name.Function),  # the service name
             (r"\s+", Whitespace),

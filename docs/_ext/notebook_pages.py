@@ -58,9 +58,9 @@ MESSAGES = {
                         "Run the notebook against your own lab (`make notebooks`), or rebuild the site "
                         "with a lab running to see them here.",
         "simulated": "The outputs on this page were produced on {date} by the simulated lab: the course's "
-                     "configuration files read by a Python simulation of Postfix 3.7 and Dovecot 2.3, with real "
-                     "TLS. No real lab was running when this site was built; run the notebook against one to see "
-                     "the real servers' answers.",
+                     "configuration files read by a Python simulation of Postfix 3.7 and Dovecot 2.3, with "
+                     "real TLS. No real lab was running when this site was built; run the notebook against "
+                     "one to see the real servers' answers.",
         "download": "Download the notebook (.ipynb)",
         "chapter": "Chapter: ",
         "chapter_notebooks": "Run this chapter: ",
@@ -78,8 +78,9 @@ MESSAGES = {
                         "para verlas aquí.",
         "simulated": "Las salidas de esta página las produjo el {date} el laboratorio simulado: los archivos "
                      "de configuración del curso, leídos por una simulación en Python de Postfix 3.7 y "
-                     "Dovecot 2.3, con TLS real. Al construir este sitio no había ningún laboratorio real en "
-                     "marcha; ejecuta el cuaderno contra uno para ver las respuestas de los servidores reales.",
+                     "Dovecot 2.3, con TLS real. Al construir este sitio no había ningún laboratorio real "
+                     "en marcha; ejecuta el cuaderno contra uno para ver las respuestas de los servidores "
+                     "reales.",
         "download": "Descargar el cuaderno (.ipynb)",
         "chapter": "Capítulo: ",
         "chapter_notebooks": "Practica este capítulo: ",
@@ -241,8 +242,8 @@ def is_notebook(app: Sphinx, docname: str) -> bool:
 
 def download_link(href: str, text: str) -> nodes.raw:
     """A link with ``download``: the browser saves the notebook instead of showing its JSON."""
-    return nodes.raw("", f'<a class="notebook-download reference external" href="{html.escape(href)}" download>'
-                         f"{html.escape(text)}</a>", format="html")
+    return nodes.raw("", f'<a class="notebook-download reference external" href="{html.escape(href)}" '
+                         f"download>{html.escape(text)}</a>", format="html")
 
 
 def run_link(href: str, text: str) -> nodes.raw:

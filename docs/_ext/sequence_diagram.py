@@ -83,13 +83,19 @@ def parse(participants: list[str], lines: list[str]) -> list[Message | Band]:
             continue
         message = MESSAGE.match(line)
         if not message:
-            raise DiagramError(f"line {number}: expected 'A -> B: label', 'A => B: label' or '== text ==': {line!r}")
+            raise DiagramError(
+                f"line {number}: expected 'A -> B: label', 'A => B: label' or '== text ==': {line!r}"
+            )
         for end in ("src", "dst"):
             if message[end] not in index:
-                raise DiagramError(f"line {number}: {message[end]!r} is not one of the participants {participants}")
+                raise DiagramError(
+                    f"line {number}: {message[end]!r} is not one of the participants {participants}"
+                )
         if message["src"] == message["dst"]:
             raise DiagramError(f"line {number}: a message needs two different participants")
-        rows.append(Message(index[message["src"]], index[message["dst"]], message["label"], message["arrow"] == "=>"))
+        rows.append(
+            Message(index[message["src"]], index[message["dst"]], message["label"], message["arrow"] == "=>")
+        )
     if not rows:
         raise DiagramError("the diagram has no messages")
     return rows
@@ -111,7 +117,8 @@ def column_gaps(count: int, rows: list[Message | Band], box_width: float) -> lis
     return gaps
 
 
-def render_svg(participants: list[str], rows: list[Message | Band], title: str, language: str, uid: str) -> str:
+def render_svg(participants: list[str], rows: list[Message | Band], title: str, language: str,
+               uid: str) -> str:
     """Draw the diagram. Colours come from CSS classes, so light and dark themes both work.
 
     ``uid`` prefixes the SVG's element ids (arrow markers, title), which must be unique in the page.
@@ -168,7 +175,7 @@ def render_svg(participants: list[str], rows: list[Message | Band], title: str, 
             '<path class="seq-arrowhead" d="M 0 0 L 10 5 L 0 10 z"/></marker>'
         )
     parts.append("</defs>")
-    for x, name in zip(xs, participants):
+    for x, name in zip(xs, participants, strict=True):
         parts.append(
             f'<line class="seq-lifeline" x1="{x:.1f}" y1="{MARGIN + BOX_HEIGHT}" x2="{x:.1f}" y2="{y + 6}"/>'
             f'<rect class="seq-participant" x="{x - box_width / 2:.1f}" y="{MARGIN}" '
@@ -184,7 +191,8 @@ def render_svg(participants: list[str], rows: list[Message | Band], title: str, 
         f'<text x="{MARGIN + 36}" y="{legend_y}">{html.escape(clear_text)}</text>'
         f'<g class="seq-message seq-tls"><line x1="{MARGIN + 60 + len(clear_text) * CHAR_WIDTH:.1f}" '
         f'y1="{legend_y - 4}" x2="{MARGIN + 90 + len(clear_text) * CHAR_WIDTH:.1f}" y2="{legend_y - 4}"/></g>'
-        f'<text x="{MARGIN + 96 + len(clear_text) * CHAR_WIDTH:.1f}" y="{legend_y}">{html.escape(tls_text)}</text></g>'
+        f'<text x="{MARGIN + 96 + len(clear_text) * CHAR_WIDTH:.1f}" y="{legend_y}">'
+        f"{html.escape(tls_text)}</text></g>"
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -203,12 +211,16 @@ class SequenceDiagram(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         participants = [p.strip() for p in self.options.get("participants", "").split(",") if p.strip()]
         if len(participants) < 2:
-            raise self.error("sequence-diagram: ':participants:' needs at least two names, separated by commas")
+            raise self.error(
+                "sequence-diagram: ':participants:' needs at least two names, separated by commas"
+            )
         if len(set(participants)) != len(participants):
             raise self.error(f"sequence-diagram: participant names must be unique: {participants}")
         caption = self.options.get("caption", "")
         if not caption:
-            raise self.error("sequence-diagram: a ':caption:' is required (it is also the SVG's accessible title)")
+            raise self.error(
+                "sequence-diagram: a ':caption:' is required (it is also the SVG's accessible title)"
+            )
         try:
             rows = parse(participants, list(self.content))
         except DiagramError as error:
