@@ -234,10 +234,18 @@ def annotate(app: Sphinx, doctree: nodes.document) -> None:
         insert_after_title(doctree, tip)
 
 
-def is_notebook(app: Sphinx, docname: str) -> bool:
-    """A MyST notebook has a ``kernelspec`` in its front matter."""
-    text = Path(app.env.doc2path(docname)).read_text(encoding="utf-8")
+def is_notebook_text(text: str) -> bool:
+    """Whether a Markdown file's ``text`` is a MyST notebook: a ``kernelspec`` in its front matter.
+
+    (MyST-NB's rule: https://myst-nb.readthedocs.io/en/latest/authoring/text-notebooks.html.)
+    The tests ask the same question with this function.
+    """
     return text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]
+
+
+def is_notebook(app: Sphinx, docname: str) -> bool:
+    """Whether the page ``docname`` is a MyST notebook (see ``is_notebook_text``)."""
+    return is_notebook_text(Path(app.env.doc2path(docname)).read_text(encoding="utf-8"))
 
 
 def download_link(href: str, text: str) -> nodes.raw:

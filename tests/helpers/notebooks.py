@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from helpers.paths import NOTEBOOKS, ROOT
+
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # the site build's extensions, as conf.py loads them
+
+from notebook_pages import is_notebook_text  # noqa: E402
 
 CELL_TIMEOUT = 120  # seconds a cell may run
 
 
 def is_notebook(path: Path) -> bool:
-    """Whether a Markdown file is a MyST notebook: a ``kernelspec`` in its front matter.
-
-    (MyST-NB's rule: https://myst-nb.readthedocs.io/en/latest/authoring/text-notebooks.html)
-    """
-    return "kernelspec:" in path.read_text(encoding="utf-8").split("\n---", 1)[0]
+    """Whether a Markdown file is a MyST notebook, by the site build's own rule (notebook_pages)."""
+    return is_notebook_text(path.read_text(encoding="utf-8"))
 
 
 def notebook_paths(language: str) -> list[Path]:
