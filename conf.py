@@ -44,6 +44,7 @@ extensions = [
     "notebook_pages",  # notebooks executed against the lab, or shown without outputs; downloads
     "browser_lab",  # "run in your browser": JupyterLite (jupyterlite-sphinx) with its own Pyodide
     "exercise_edits",  # {exercise-edits}: the classroom exercises' edits of labs/, as diffs
+    "exercise_toctree",  # {exercise-toctree}: every exercise's page, in order, from the exercises
 ]
 
 # -- Sources -------------------------------------------------------------------------------
