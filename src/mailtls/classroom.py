@@ -104,6 +104,9 @@ def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4
         except LabError as error:
             failures[number] = str(error)
             return
+        except Exception as error:  # noqa: BLE001 - a bug, but the class must still be rolled back
+            failures[number] = f"{type(error).__name__}: {error}"
+            return
         started.append(number)
         mail = next(e for e in status.services if e.host == MAIL.name)
         on_progress(f"student {number}: up in {time.monotonic() - began:.1f} s, mail.lab.test at "

@@ -51,7 +51,9 @@ class Backend(ABC):
         """
         if self.already_up():
             status = LabStatus.read(self.config.runtime)
-            assert status is not None
+            if status is None:  # its servers answer, but it has not described itself yet
+                raise LabError("a lab is coming up on this machine: wait for it, or "
+                               "`python -m mailtls lab down` first")
             return status
         self.preflight()
         try:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from mailtls import debian, runtime
 from mailtls.backends.base import RELOAD_SETTLE, Backend, Progress
+from mailtls.config import LabConfig
 from mailtls.errors import ConfigurationRefused, LabError, NeedsRoot
 from mailtls.hosts import HOSTS, MAIL, SHIPPED_LABS, Host
 from mailtls.process import run
@@ -144,7 +145,7 @@ class ContainersBackend(Backend):
     name = "containers"
     ready_timeout = 90.0
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: LabConfig) -> None:
         super().__init__(config)
         self._engine: str | None = None
 
