@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import grimp
 from importlinter import configuration
 from importlinter.application.use_cases import lint_imports
@@ -51,3 +54,17 @@ def test_a_cycle_is_found() -> None:
                                ("p.a", "p.f")):
         graph.add_import(importer=importer, imported=imported)
     assert import_cycles(graph) == [["p.a", "p.b", "p.c", "p.a"], ["p.d", "p.e", "p.d"]]
+
+
+def test_the_notebooks_module_needs_only_the_standard_library() -> None:
+    """``mailtls.lab``, what a notebook imports, loads without the package's third-party dependencies.
+
+    The notebooks' container (labs/images/jupyter) runs the project's src/ with JupyterLab and
+    nothing else: no cryptography, ecdsa or tlslite-ng (those are for the lab and the simulation).
+    """
+    code = ("import sys\n"
+            "for name in ('cryptography', 'ecdsa', 'tlslite'):\n"
+            "    sys.modules[name] = None  # an import of it fails, as where it is not installed\n"
+            "import mailtls.lab\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "src")
+    assert done.returncode == 0, done.stderr

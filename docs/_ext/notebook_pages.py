@@ -119,7 +119,7 @@ def running_lab() -> Producer | None:
         socket.create_connection((endpoint.address, endpoint.port), timeout=2).close()
     except OSError:
         return None
-    return Producer(lab.backend, lab.servers, os.access(lab.wiretap["mode_file"], os.W_OK))
+    return Producer(lab.backend, lab.servers, os.access(lab.status.wiretap.mode_file, os.W_OK))
 
 
 def choose_execution(app: Sphinx, config: Config) -> None:

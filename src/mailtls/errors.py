@@ -14,6 +14,14 @@ class LabError(RuntimeError):
 class NoLabUp(LabError):
     """No lab is up (on this machine, or for this student) when a command needs one."""
 
+    @classmethod
+    def of(cls, student: int | None) -> NoLabUp:
+        """The error, in one wording everywhere, for the single lab (None) or student K's lab."""
+        if student is None:
+            return cls("no lab is up: start one with `python -m mailtls lab up`")
+        return cls(f"student {student} has no lab up: start the class's labs with "
+                   "`python -m mailtls lab up --students N`")
+
 
 class UnknownHost(LabError):
     """A host name that is not one of the lab's hosts (or a service a host does not offer)."""

@@ -29,7 +29,6 @@ from typing import Any
 from mailtls.config import LabConfig
 from mailtls.errors import NoLabUp as LabNotRunning  # the notebooks' name for it
 from mailtls.errors import UnknownHost
-from mailtls.runtime import no_lab_up
 from mailtls.status import Endpoint, LabStatus, User
 from mailtls.wiretap import Mode, read_transcript
 
@@ -130,7 +129,7 @@ def connect(runtime: Path | None = None, backend: str | None = None,
     config = LabConfig.from_environment(environ)
     status = LabStatus.read(runtime or config.runtime)
     if status is None:
-        raise no_lab_up(config)
+        raise LabNotRunning.of(config.student)
     lab = Lab(status)
     resolve_lab_names({e.host: e.address for e in lab.services})
     return lab

@@ -23,11 +23,8 @@ WIRETAP_MODES = tuple(mode.value for mode in Mode)
 
 
 def no_lab_up(config: LabConfig) -> NoLabUp:
-    """The error for a command that needs a lab, when none is up: one wording everywhere."""
-    if config.student is None:
-        return NoLabUp("no lab is up: start one with `python -m mailtls lab up`")
-    return NoLabUp(f"student {config.student} has no lab up: start the class's labs with "
-                   "`python -m mailtls lab up --students N`")
+    """The error for a command that needs ``config``'s lab, when it is not up."""
+    return NoLabUp.of(config.student)
 
 
 def state(config: LabConfig) -> LabState | None:
