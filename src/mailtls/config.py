@@ -1,8 +1,9 @@
 """One lab's configuration: which student's lab, where its files are, its network and its names.
 
 A ``LabConfig`` is built once, by the command line (``--student K``) or from the environment
-of a process that a classroom host started for a student (``LabConfig.from_environment``), and
-then passed down to whatever needs it. Nothing in the package reads the environment at import.
+of a process that works on one student's lab, such as that student's notebooks
+(``LabConfig.from_environment``), and then passed down to whatever needs it. Nothing in the
+package reads the environment at import.
 
 This module is pure data and runs everywhere the package runs, the browser included: the
 simulated lab takes its addresses from here too, so they are the real lab's.
@@ -27,8 +28,9 @@ SINGLE_LAB_RUNTIME = Path("/run/mailtls")
 # A classroom host keeps student K's generated files in CLASSROOM_RUNTIME/student-K.
 CLASSROOM_RUNTIME = Path("/run/mailtls-classroom")
 
-# The environment variables a classroom host sets for a student's process, and that the
-# tests set for a scratch copy of labs/ (read only by ``from_environment``).
+# The environment variables that name a lab for a process the command line did not start: a
+# student's notebooks (MAILTLS_STUDENT), a run on a copy of labs/ (MAILTLS_LABS, as the tests
+# do). Read only by ``from_environment``.
 STUDENT_VARIABLE = "MAILTLS_STUDENT"
 LABS_VARIABLE = "MAILTLS_LABS"
 
