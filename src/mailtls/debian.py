@@ -12,8 +12,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-#: Debian's release numbers and code names (https://www.debian.org/releases/).
-CODENAMES = {12: "bookworm", 13: "trixie"}
+from mailtls.generations import GENERATIONS
+
+#: Debian's release numbers and code names (https://www.debian.org/releases/): the lab's generations.
+CODENAMES = {generation.debian: generation.codename for generation in GENERATIONS}
 
 
 class NoDebianMirror(RuntimeError):

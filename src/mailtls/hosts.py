@@ -1,7 +1,8 @@
 """The lab's hosts and the services each one offers: the contract every backend honours.
 
 The configuration of each host is in ``labs/hosts/<short name>/`` (``main.cf``, ``master.cf``,
-``dovecot.conf``); this module only says which hosts exist, where they listen, and how TLS
+and, per Debian generation, ``debian13/dovecot.conf`` and ``debian12/dovecot.conf``: see
+mailtls.generations); this module only says which hosts exist, where they listen, and how TLS
 starts on each port, so that ``lab status`` and the tests can describe and reach them.
 """
 
@@ -12,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from mailtls.errors import UnknownHost
+from mailtls.generations import Generation, host_file
 
 DOMAIN = "lab.test"
 # The lab's files as shipped: labs/ in this repository. An installed wheel (the browser's)
@@ -55,6 +57,11 @@ class Host:
     def config_dir(self, labs: Path) -> Path:
         """This host's folder of configuration files under ``labs``."""
         return labs / "hosts" / self.short
+
+    def config_file(self, labs: Path, name: str, generation: Generation) -> Path:
+        """This host's file ``name`` (``main.cf``, ``dovecot.conf``) as ``generation`` runs it:
+        ``labs/hosts/HOST/debianNN/NAME`` when the generations differ, else ``labs/hosts/HOST/NAME``."""
+        return host_file(self.config_dir(labs), name, generation)
 
 
 MAIL = Host("mail", 10, (SMTP_MX, SUBMISSION, SUBMISSIONS, IMAP, IMAPS), dovecot=True)
