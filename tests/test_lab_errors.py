@@ -28,7 +28,7 @@ def test_a_broken_postfix_file_is_refused_and_the_host_keeps_running(lab) -> Non
 
 
 def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
-    conf = lab.labs / "hosts" / "mail" / "dovecot.conf"
+    conf = lab.config_file("mail", "dovecot.conf")
     original = conf.read_text()
     conf.write_text(original.replace("ssl = yes", "ssl = maybe"))
     try:
