@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from helpers.cli import mailtls
@@ -50,18 +52,24 @@ def test_an_unknown_generation_is_one_line_and_starts_nothing() -> None:
 
 @pytest.mark.lab
 def test_the_native_backend_runs_only_this_machines_generation() -> None:
+    """Asked for the other generation, the native backend refuses before it makes anything (a
+    student's lab of its own, so that a lab the other tests keep up does not answer first)."""
+    from mailtls import backends
     from mailtls.backends.native import namespaces
     from mailtls.hostfiles import installed_generation
 
     require_backend("native")
-    assert not LabConfig().runtime.exists(), "a lab is up: `python -m mailtls lab down` first"
+    config = LabConfig(student=49)
+    assert not config.runtime.exists(), "student 49 has a lab up: `python -m mailtls lab down --student 49`"
     own = installed_generation()
     other = next(g for g in generations.GENERATIONS if g != own)
-    done = mailtls("lab", "up", "--backend", "native", "--debian", str(other.debian))
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert done.stderr == (
-        f"error: the native backend runs this machine's own servers, {own.label}, "
-        f"not Debian {other.debian}'s: run Debian {other.debian} in containers "
-        f"(`python -m mailtls lab up --backend containers --debian {other.debian}`)\n")
-    assert not LabConfig().runtime.exists(), "nothing may be left half-started"
-    assert not [n for n in namespaces() if n.startswith(LabConfig().namespace_prefix)]
+    with pytest.raises(generations.UnknownGeneration) as refused:
+        backends.get("native", replace(config, generation=other)).up(on_progress=lambda message: None)
+    assert str(refused.value) == (
+        f"the native backend runs this machine's own servers, {own.label}, not Debian {other.debian}'s: "
+        f"run Debian {other.debian} in containers "
+        f"(`python -m mailtls lab up --backend containers --debian {other.debian}`)")
+    assert not config.runtime.exists(), "nothing may be left half-started"
+    assert not [n for n in namespaces() if n.startswith(config.namespace_prefix)]
+    # The same lab of this machine's own generation would start: the refusal is the generation's.
+    assert backends.get("native", replace(config, generation=own)).wanted_generation() == own
