@@ -71,21 +71,66 @@ def _collect_outline(text: str, result: Outline) -> None:
             _collect_outline(token.content, result)  # a directive's body is Markdown too
 
 
+#: The Debian releases a code block can belong to (see ``mailtls.generations``), newest first.
+DEBIANS = (13, 12)
+#: What a fence language says of a block's generation: Dovecot 2.4's language is Debian 13's only,
+#: Dovecot 2.3's Debian 12's; every other language belongs to both.
+FENCE_GENERATIONS = {"dovecot24": frozenset({13}), "dovecot": frozenset({12})}
+
+
+def tab_generations(label: str) -> frozenset[int]:
+    """The Debian releases a sphinx-design tab's label names: ``Debian 13 (Dovecot 2.4)`` gives {13};
+    a label that names none gives the empty set (a tab that is not about generations)."""
+    return frozenset(int(n) for n in re.findall(r"\bDebian\s+(\d+)\b", label) if int(n) in DEBIANS)
+
+
 @dataclass(frozen=True)
 class CodeBlock:
+    """A code block of a page: its fence language, its text, and the generations it belongs to.
+
+    ``tab`` is the label of the innermost tab naming a Debian release that holds it, or ``None``
+    outside such tabs. ``generations`` is that tab's Debian releases, or both outside tabs.
+    """
+
     language: str  # the fence language: postfix-main, dovecot, console, ...
     text: str
+    tab: str | None = None
+    generations: frozenset[int] = frozenset(DEBIANS)
+
+    def conflict(self) -> str | None:
+        """Why the fence language contradicts the tab (a ``dovecot24`` block in a Debian 12 tab,
+        a ``dovecot`` block in a Debian 13 tab), or ``None`` when they agree."""
+        own = FENCE_GENERATIONS.get(self.language)
+        if own is not None and self.tab is not None and not own & self.generations:
+            return f"a ```{self.language}``` block in the tab {self.tab!r}"
+        return None
+
+    @property
+    def checked_on(self) -> frozenset[int]:
+        """The generations whose real programs must accept this block: the tab's releases, narrowed
+        by the fence language (a ``dovecot24`` block outside tabs is Debian 13's only)."""
+        own = FENCE_GENERATIONS.get(self.language, frozenset(DEBIANS))
+        return (self.generations & own) or own
 
 
 def code_blocks(html_file: Path) -> list[CodeBlock]:
-    """The highlighted code blocks of a built page, in order, as the reader sees their text."""
+    """The highlighted code blocks of a built page, in order, as the reader sees their text, each
+    with the sphinx-design tab (``div.sd-tab-content`` after its ``label.sd-tab-label``) that holds it."""
     soup = BeautifulSoup(html_file.read_text(encoding="utf-8"), "html.parser")
     blocks = []
     for div in soup.select("article div[class^='highlight-'], article div[class*=' highlight-']"):
         language = next(c.removeprefix("highlight-") for c in div["class"] if c.startswith("highlight-"))
         pre = div.find("pre")
-        if pre is not None:
-            blocks.append(CodeBlock(language, pre.get_text()))
+        if pre is None:
+            continue
+        tab, generations = None, frozenset(DEBIANS)
+        for content in div.find_parents("div", class_="sd-tab-content"):  # innermost first
+            label = content.find_previous_sibling("label", class_="sd-tab-label")
+            named = tab_generations(label.get_text(" ", strip=True)) if label is not None else frozenset()
+            if named:
+                tab, generations = label.get_text(" ", strip=True), named
+                break
+        blocks.append(CodeBlock(language, pre.get_text(), tab, generations))
     return blocks
 
 
