@@ -94,7 +94,7 @@ class CodeBlock:
 
     language: str  # the fence language: postfix-main, dovecot, console, ...
     text: str
-    tab: str | None = None
+    tab: str | None = field(default=None, compare=False)  # translated with the page
     generations: frozenset[int] = frozenset(DEBIANS)
 
     def conflict(self) -> str | None:
@@ -178,8 +178,6 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
 POSTFIX_MAIN_LINE = re.compile(r"^([A-Za-z0-9_]+)\s*=")
 POSTFIX_MASTER_OPTION = re.compile(r"-o\s+\{?\s*([A-Za-z0-9_]+)\s*=")
 POSTCONF_COMMAND = re.compile(r"postconf\s+(?:-[ce]\s+\S*\s*)*-e\s+(.*)")
-DOVECOT_SETTING = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=")
-DOVECOT_SECTION = re.compile(r"^\s*([A-Za-z0-9_]+)(?:\s+[^{\s]+)?\s*\{\s*$")
 
 
 def postfix_main_names(block: str) -> list[str]:
@@ -200,46 +198,6 @@ def postconf_command_names(block: str) -> list[str]:
             for assignment in re.findall(r"""['"]?([A-Za-z0-9_]+)\s*=""", match[1]):
                 names.append(assignment)
     return names
-
-
-def dovecot_names(block: str) -> tuple[list[str], list[str]]:
-    """Setting names and section types in a ``dovecot.conf`` fragment."""
-    settings, sections = [], []
-    for line in block.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        if match := DOVECOT_SETTING.match(line):
-            settings.append(match[1])
-        elif match := DOVECOT_SECTION.match(line):
-            sections.append(match[1])
-    return settings, sections
-
-
-DOVECOT_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
-
-
-def dovecot_assignments(block: str) -> list[tuple[tuple[str, ...], str, str]]:
-    """Each ``name = value`` of a ``dovecot.conf`` fragment, with the section types around it.
-
-    ``inet_listener imaps { ssl = yes }`` inside ``service imap-login { }`` gives
-    ``(("service", "inet_listener"), "ssl", "yes")``. Quotes around a value are removed.
-    """
-    found, stack = [], []
-    for line in block.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if match := DOVECOT_SECTION.match(line):
-            stack.append(match[1])
-        elif stripped == "}":
-            if stack:
-                stack.pop()
-        elif match := DOVECOT_ASSIGNMENT.match(line):
-            value = match[2]
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            found.append((tuple(stack), match[1], value))
-    return found
 
 
 # -- Notebooks -------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from course import (
     source_pages,
 )
 from helpers.binaries import LAB_MAIL, Answer, Servers, servers
+from helpers.transcripts import Exercised, quoted_lines, text_blocks, unmatched
 from mailtls import generations
 
 PAGES = source_pages("en")
@@ -373,3 +374,79 @@ def test_a_tab_contradicting_the_fence_is_reported() -> None:
     assert not CodeBlock("dovecot24", "x = 1\n", "Debian 13 (Dovecot 2.4)", frozenset({13})).conflict()
     assert CodeBlock("dovecot24", "x = 1\n").checked_on == {13}
     assert CodeBlock("postfix-main", "x = 1\n").checked_on == {12, 13}
+
+
+TABBED_HTML = """<html><body><article>
+<div class="highlight-postfix-main notranslate"><div class="highlight"><pre>a = 1</pre></div></div>
+<div class="sd-tab-set docutils">
+<input checked="checked" id="t0" name="s0" type="radio">
+<label class="sd-tab-label" data-sync-id="debian13" for="t0">Debian 13 (Dovecot 2.4)</label>
+<div class="sd-tab-content docutils">
+<div class="highlight-dovecot24 notranslate"><div class="highlight"><pre>b = 2</pre></div></div>
+</div>
+<input id="t1" name="s0" type="radio">
+<label class="sd-tab-label" data-sync-id="debian12" for="t1">Debian 12 (Dovecot 2.3)</label>
+<div class="sd-tab-content docutils">
+<div class="highlight-dovecot24 notranslate"><div class="highlight"><pre>c = 3</pre></div></div>
+</div>
+</div>
+</article></body></html>"""
+
+
+def test_code_blocks_take_their_generation_from_the_tab(tmp_path: Path) -> None:
+    """sphinx-design's HTML: a block in a tab belongs to the release its label names, else to both."""
+    page = tmp_path / "page.html"
+    page.write_text(TABBED_HTML)
+    outside, debian13, debian12 = code_blocks(page)
+    assert (outside.tab, outside.generations) == (None, {12, 13})
+    assert (debian13.tab, debian13.generations) == ("Debian 13 (Dovecot 2.4)", {13})
+    assert debian13.conflict() is None
+    assert (debian12.generations, debian12.checked_on) == ({12}, {13})
+    assert "Debian 12 (Dovecot 2.3)" in debian12.conflict()
+
+
+TABBED_MARKDOWN = """Intro.
+
+```text
+S: 220 both
+```
+
+::::{tab-set}
+:::{tab-item} Debian 13 (Dovecot 2.4)
+:sync: debian13
+
+```text
+S: * OK Dovecot ready.
+```
+:::
+:::{tab-item} Debian 12 (Dovecot 2.3)
+:sync: debian12
+
+```text
+S: * OK Dovecot (Debian) ready.
+S: 220 both
+```
+:::
+::::
+"""
+
+
+def test_quoted_lines_take_their_generation_from_the_tab(tmp_path: Path) -> None:
+    """The Markdown sources: the transcripts' lines go to the generation of the tab that holds them."""
+    page = tmp_path / "page.md"
+    page.write_text(TABBED_MARKDOWN)
+    blocks = text_blocks(page)
+    assert [(b.tab, b.generations) for b in blocks] == [
+        (None, {12, 13}), ("Debian 13 (Dovecot 2.4)", {13}), ("Debian 12 (Dovecot 2.3)", {12})]
+    lines = quoted_lines(blocks, prefix="S: ")
+    assert lines == {"220 both": {12, 13}, "* OK Dovecot ready.": {13}, "* OK Dovecot (Debian) ready.": {12}}
+    # A Debian 13 lab that said only 2.4's greeting: the 2.3 greeting is not asked of it, and the
+    # other way round; a line outside tabs is asked of both.
+    assert unmatched(lines, 13, ["220 both", "* OK Dovecot ready."]) == []
+    assert unmatched(lines, 12, ["220 both", "* OK Dovecot ready."]) == ["* OK Dovecot (Debian) ready."]
+    assert unmatched(lines, 13, ["* OK Dovecot ready."]) == ["220 both"]
+    exercised = Exercised()
+    exercised.record("page", 12)
+    assert exercised.missing({"page": lines}) == [("page", 13)]  # no Debian 13 lab checked it
+    exercised.record("page", 13)
+    assert exercised.missing({"page": lines}) == []
