@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailtls.generations import DEFAULT, Generation, host_file
+
 # Postfix's built-in defaults for the settings the simulation reads (postconf -d, Postfix 3.7).
 POSTFIX_DEFAULTS = {
     "mail_name": "Postfix",
@@ -130,11 +132,11 @@ def read_table(reference: str, host_dir: Path, lab_files: Path) -> dict[str, str
 class PostfixConfig:
     """One host's Postfix: main.cf, and the settings each of its services runs with."""
 
-    def __init__(self, host_dir: Path, lab_files: Path) -> None:
+    def __init__(self, host_dir: Path, lab_files: Path, generation: Generation = DEFAULT) -> None:
         self.host_dir = host_dir
         self.lab_files = lab_files
-        self.main = read_main_cf((host_dir / "main.cf").read_text())
-        self.services = read_master_cf((host_dir / "master.cf").read_text())
+        self.main = read_main_cf(host_file(host_dir, "main.cf", generation).read_text())
+        self.services = read_master_cf(host_file(host_dir, "master.cf", generation).read_text())
 
     def get(self, name: str, overrides: dict[str, str] | None = None) -> str:
         settings = {**self.main, **(overrides or {})}

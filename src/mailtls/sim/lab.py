@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from mailtls import maillog, runtime, smtp_reply, wiretap
 from mailtls.config import LabConfig
+from mailtls.generations import DEFAULT
 from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
@@ -77,7 +78,7 @@ class SimLab:
 
     def write_status(self) -> None:
         """Describe the simulated lab in ``status.json``, as the real lab's backends do."""
-        runtime.describe(SIMULATED, "sim", VERSIONS, self.files).write(self.files)
+        runtime.describe(SIMULATED, "sim", DEFAULT, VERSIONS, self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
@@ -257,7 +258,7 @@ class SimLab:
     # -- Dovecot ----------------------------------------------------------------------------
 
     def start_dovecot(self, host: Host) -> None:
-        config = DovecotConfig.read(host.config_dir(self.labs) / "dovecot.conf")
+        config = DovecotConfig.read(host.config_file(self.labs, "dovecot.conf", DEFAULT))
         context = self.server_context(host, config.ssl_min_protocol)
         for port, implicit in config.listeners.items():
             def accept(connection: network.Connection, client: str, port=port,
