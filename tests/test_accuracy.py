@@ -10,8 +10,8 @@ checked in one batch, in one container:
 
 - Postfix (``postfix-main``, ``postfix-master``, ``postconf -e`` in ``console`` blocks): the
   names against that generation's ``postconf -d``; then the block put into a complete,
-  otherwise default configuration (the lab's mail.lab.test ``main.cf`` and Debian's own
-  ``master.cf``), on which ``postfix -c DIR check`` and ``postconf -c DIR -n`` must say nothing.
+  otherwise default configuration (the lab's mail.lab.test ``main.cf`` of that generation and
+  Debian's own ``master.cf``), on which ``postfix -c DIR check`` and ``postconf -c DIR -n`` must say nothing.
 - Dovecot: ``doveconf -n -c FILE`` on the block made a complete file of its version (2.4's
   needs ``dovecot_config_version`` and ``dovecot_storage_version`` first): names and values.
 """
@@ -101,9 +101,15 @@ def with_master_entries(master_cf: str, block: str) -> str:
     return "\n".join(kept) + "\n" + block.rstrip("\n") + "\n"
 
 
-def postfix_files(block: CodeBlock, debian_master_cf: str) -> dict[str, str] | None:
-    """The complete main.cf and master.cf that hold ``block``; None for a block that sets nothing."""
-    main_cf = (LAB_MAIL / "main.cf").read_text(encoding="utf-8")
+def base_main_cf(generation: generations.Generation) -> str:
+    """The main.cf the Postfix blocks of ``generation`` go into: mail.lab.test's of that generation
+    (Debian's images have no main.cf of their own until Postfix is configured)."""
+    return generations.host_file(LAB_MAIL, "main.cf", generation).read_text(encoding="utf-8")
+
+
+def postfix_files(block: CodeBlock, main_cf: str, debian_master_cf: str) -> dict[str, str] | None:
+    """The complete main.cf and master.cf that hold ``block``, from the base ``main_cf`` and Debian's
+    own ``debian_master_cf``; None for a block that sets nothing."""
     if block.language == "postfix-master":
         return {"main.cf": main_cf, "master.cf": with_master_entries(debian_master_cf, block.text)}
     if block.language == "postfix-main":
@@ -170,7 +176,8 @@ def check_blocks(where: Servers, blocks: list[CodeBlock], batch: Path) -> Verdic
     named: dict[tuple[str, str], str] = {}
     base = batch / "postfix" / "base"
     base.mkdir(parents=True)
-    (base / "main.cf").write_text((LAB_MAIL / "main.cf").read_text(encoding="utf-8"))
+    main_cf = base_main_cf(where.generation)
+    (base / "main.cf").write_text(main_cf)
     (base / "master.cf").write_text(master_cf)
     (batch / "dovecot").mkdir()
     for block in blocks:
@@ -178,7 +185,7 @@ def check_blocks(where: Servers, blocks: list[CodeBlock], batch: Path) -> Verdic
         if block.language.startswith("dovecot"):
             (batch / "dovecot" / f"{name}.conf").write_text(dovecot_file(block, where.generation.debian))
             named[("dovecot", block.text)] = name
-        elif (files := postfix_files(block, master_cf)) is not None:
+        elif (files := postfix_files(block, main_cf, master_cf)) is not None:
             (batch / "postfix" / name).mkdir()
             for file, text in files.items():
                 (batch / "postfix" / name / file).write_text(text)

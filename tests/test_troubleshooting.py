@@ -151,7 +151,7 @@ def relay_levels(lab, lines: list[str]) -> None:
 
 def dovecot_24_name(lab, lines: list[str]) -> None:
     """A Dovecot 2.4 setting in the lab's Dovecot 2.3 file: the reload refuses it, nothing changes."""
-    conf = lab.labs / "hosts" / "mail" / "dovecot.conf"
+    conf = lab.config_file("mail", "dovecot.conf")
     original = conf.read_text()
     conf.write_text(original.replace("ssl_cert = <", "ssl_server_cert_file = "))
     try:

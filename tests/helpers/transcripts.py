@@ -83,9 +83,8 @@ def quoted_lines(blocks: list[QuotedBlock], prefix: str = "") -> dict[str, froze
 
 
 def lab_debian(lab) -> int:
-    """The Debian release whose servers the lab under test runs (``lab.debian``). A lab from before
-    the lab had generations has no ``debian``: its hosts were Debian 12's, on either backend."""
-    return int(getattr(lab, "debian", 12))
+    """The Debian release whose servers the lab under test runs (``lab.debian``: 13 or 12)."""
+    return int(lab.debian)
 
 
 def unmatched(quoted: dict[str, frozenset[int]], debian: int, real: list[str]) -> list[str]:
