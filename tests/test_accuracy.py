@@ -18,8 +18,10 @@ checked in one batch, in one container:
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -40,6 +42,7 @@ from course import (
 from helpers.binaries import LAB_MAIL, Answer, Servers, servers
 from helpers.transcripts import Exercised, quoted_lines, text_blocks, unmatched
 from mailtls import generations
+from mailtls.backends.containers import engine_env
 
 PAGES = source_pages("en")
 CLIENT_LEVELS = {"none", "may", "encrypt", "dane", "dane-only", "fingerprint", "verify", "secure"}
@@ -157,15 +160,11 @@ class Verdicts:
 
 def debian_master_cf(where: Servers) -> str:
     """Debian's own master.cf of a generation (``/etc/postfix/master.cf`` of the machine or image)."""
-    import subprocess
-
     if where.image is None:
         return Path("/etc/postfix/master.cf").read_text(encoding="utf-8")
-    from helpers.binaries import CONTAINERS_CONF
-
     done = subprocess.run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "cat", where.image,
                            "/etc/postfix/master.cf"], capture_output=True, text=True, check=True,
-                          env={"CONTAINERS_CONF": str(CONTAINERS_CONF), "PATH": "/usr/sbin:/usr/bin:/bin"})
+                          env={**os.environ, **engine_env("podman")})
     return done.stdout
 
 

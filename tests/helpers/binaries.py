@@ -15,6 +15,7 @@ answer between ``### BEGIN KIND NAME`` and ``### END KIND NAME rc=N`` lines.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.paths import ROOT
-from helpers.requirements import require, require_program
+from helpers.requirements import require_program
 from mailtls import generations
+from mailtls.backends.containers import engine_env
 from mailtls.generations import Generation
 
 LAB_MAIL = ROOT / "labs" / "hosts" / "mail"
-CONTAINERS_CONF = ROOT / "labs" / "containers" / "containers.conf"
 
 #: Run by bash with the batch folder as $1, on this machine or in a container. stdout of
 #: ``postconf -n`` is dropped: only what Postfix says about the file counts.
@@ -103,7 +104,7 @@ class Servers:
         else:
             command = ["podman", "run", "--rm", "--network", "none", "--entrypoint", "bash",
                        "-v", f"{batch}:/check:ro,Z", self.image, "-c", CHECK_SCRIPT, "check", "/check"]
-            env = {"CONTAINERS_CONF": str(CONTAINERS_CONF), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+            env = {**os.environ, **engine_env("podman")}
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
         answers = {(m[1], m[2]): Answer(int(m[4]), m[3]) for m in ANSWER.finditer(done.stdout)}
         assert ("postconf-d", "all") in answers, \
@@ -122,20 +123,13 @@ def machine_generation(debian_version: Path = Path("/etc/debian_version")) -> Ge
 
 
 def host_image(generation: Generation) -> str:
-    """The lab's host image of ``generation``, built if missing when ``mailtls`` can build it
-    (``ensure_host_image``); skips the test (fails it under CI) when it is not there."""
+    """The lab's host image of ``generation`` (``localhost/mailtls-host:debian13``), built first when
+    missing (``mailtls.backends.containers.ensure_host_image``). Skips the test (fails it under CI)
+    when Podman is missing; a failed build fails it."""
     require_program("podman", "Debian package podman")
     from mailtls.backends import containers
 
-    ensure = getattr(containers, "ensure_host_image", None)
-    if ensure is not None:
-        return ensure("podman", generation, ROOT / "labs", lambda message: None)
-    image = generation.host_image
-    present = subprocess.run(["podman", "image", "exists", image], capture_output=True,
-                             env={"CONTAINERS_CONF": str(CONTAINERS_CONF), "PATH": "/usr/sbin:/usr/bin:/bin"})
-    require(present.returncode == 0,
-            f"the image {image} (python -m mailtls lab up --debian {generation.debian} builds it)")
-    return image
+    return containers.ensure_host_image("podman", generation, ROOT / "labs", lambda message: None)
 
 
 def has_own_programs() -> bool:
