@@ -87,7 +87,7 @@ LINTED     := src tests benchmarks tools docs/_ext conf.py
 
 test: debian-packages $(BIN)/.installed browser-assets
 	$(BIN)/ruff check $(LINTED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmarks: $(BIN)/.installed browser-assets
 	$(BIN)/python benchmarks/site_build.py

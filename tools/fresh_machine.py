@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -256,7 +257,8 @@ def resolve_commit(revision: str) -> str:
     return found.stdout.strip()
 
 
-def try_release(release: int, commit: str, port: int, keep: bool, make_test: bool) -> dict[str, float]:
+def try_release(release: int, commit: str, port: int, keep: bool, make_test: bool,
+                pytest_args: str = "") -> dict[str, float]:
     """Every step for one release; the seconds each took."""
     CACHE.mkdir(parents=True, exist_ok=True)
     log = CACHE / f"debian-{release}.log"
@@ -280,9 +282,10 @@ def try_release(release: int, commit: str, port: int, keep: bool, make_test: boo
         checked = [line for line in log.read_text().splitlines() if line.startswith("Debian packages:")]
         say(f"Debian {release}: {checked[-1] if checked else 'no check line in ' + str(log)}")
         if make_test:
-            say(f"Debian {release}: make test")
+            command = "make test" + (f" PYTEST_ARGS={shlex.quote(pytest_args)}" if pytest_args else "")
+            say(f"Debian {release}: {command}")
             try:
-                times["make test"] = run_inside(root, "cd /root/course && make test", log, "make test")
+                times["make test"] = run_inside(root, f"cd /root/course && {command}", log, command)
             finally:
                 summary = [line for line in log.read_text().splitlines()
                            if line.startswith("=") and " in " in line]
@@ -299,6 +302,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep each release's root for a look inside")
     parser.add_argument("--make-test", action="store_true",
                         help="then run make test there too (without CI=true: missing components skip)")
+    parser.add_argument("--pytest-args", default="", metavar="ARGS",
+                        help="with --make-test: pytest's arguments (make test PYTEST_ARGS=...), e.g. "
+                             "\"-k native tests/test_lab.py\" for the native lab of that release only")
     parser.add_argument("--rebuild", action="store_true", help="make the base roots anew, not from the cache")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -319,7 +325,8 @@ def main() -> int:
         for release in releases:
             if args.rebuild:
                 (CACHE / f"debian-{release}-{debian.codename(release)}.tar").unlink(missing_ok=True)
-            results[release] = try_release(release, commit, args.port, args.keep, args.make_test)
+            results[release] = try_release(release, commit, args.port, args.keep, args.make_test,
+                                           args.pytest_args)
     except (FreshMachineError, debian.NoDebianMirror) as error:
         print(f"fresh-machine: {error}", file=sys.stderr)
         return 1

@@ -13,8 +13,8 @@ generation (``mailtls.generations.host_file``); another generation needs the con
 
 Every host runs the literal files under ``labs/hosts/<host>/``. They are copied to the host's
 runtime folder and only their paths are changed, with Postfix's own ``postconf -c DIR -e``
-(queue, data, log) and, for Dovecot, a two-line wrapper that ``!include``\\ s the file and then
-sets ``base_dir``, ``state_dir`` and ``log_path``. ``down`` removes every process, namespace,
+(queue, data, log) and, for Dovecot, a copy of the file followed by ``base_dir``, ``state_dir``
+and ``log_path``. ``down`` removes every process, namespace,
 link and file that ``up`` made.
 
 On a classroom host, student K's lab has its own bridge (``mtlsK-br``), namespaces
@@ -214,9 +214,13 @@ class NativeBackend(Backend):
     # -- Dovecot -----------------------------------------------------------------------------
 
     def install_dovecot_config(self, lab_host: Host) -> Path:
-        """A wrapper that includes the host's dovecot.conf, then moves its state to the runtime folder.
+        """The host's dovecot.conf with this lab's paths, then the settings that move Dovecot's state
+        to the runtime folder (``base_dir``, ``state_dir``, ``log_path``).
 
-        Raises ConfigurationRefused with ``doveconf``'s words when Dovecot refuses the file.
+        The file's own lines come first and keep their numbers, so that Dovecot's complaints name
+        the student's lines; Dovecot 2.4 also reads nothing before ``dovecot_config_version``, so an
+        ``!include`` cannot come first. Raises ConfigurationRefused with ``doveconf``'s words when
+        Dovecot refuses the file.
         """
         host_runtime = self.config.host_runtime(lab_host)
         base = host_runtime / "dovecot"
@@ -225,20 +229,16 @@ class NativeBackend(Backend):
         (host_runtime / "log").mkdir(parents=True, exist_ok=True)
         wrapper = base / "dovecot.conf"
         source = lab_host.config_file(self.labs_in_use(), "dovecot.conf", self.generation())
-        included = source
-        if self.config.for_this_lab(source.read_text()) != source.read_text():  # a student's lab: its paths
-            included = base / "lab.conf"
-            included.write_text(self.config.for_this_lab(source.read_text()))
         wrapper.write_text(
-            f"# Written by the native backend: {source}, with this host's paths.\n"
-            f"!include {included}\n"
+            self.config.for_this_lab(source.read_text()).rstrip("\n") + "\n"
+            f"# Added by the native backend to {source}: this host's paths.\n"
             f"base_dir = {base / 'run'}\n"
             f"state_dir = {base / 'state'}\n"
             f"log_path = {host_runtime / 'log' / 'dovecot.log'}\n"
         )
         refusal = dovecot_refusal(wrapper)
         if refusal is not None:
-            said = refusal.replace(str(included), str(source))  # same lines: name the file to fix
+            said = refusal.replace(str(wrapper), str(source))  # same lines: name the file to fix
             raise ConfigurationRefused(f"Dovecot refuses the configuration of {lab_host.name}:\n{said}")
         return wrapper
 
