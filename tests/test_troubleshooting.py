@@ -149,11 +149,22 @@ def relay_levels(lab, lines: list[str]) -> None:
     lab.backend.postfix_command(RELAY, "postsuper", "-d", "ALL")  # nothing deferred stays behind
 
 
-def dovecot_24_name(lab, lines: list[str]) -> None:
-    """A Dovecot 2.4 setting in the lab's Dovecot 2.3 file: the reload refuses it, nothing changes."""
+#: Each generation's Dovecot certificate line in mail.lab.test's dovecot.conf: how it starts, and the
+#: other generation's name for it (Dovecot 2.4 renamed ssl_cert to ssl_server_cert_file, without "<").
+DOVECOT_CERT = {
+    12: ("ssl_cert = <", "ssl_server_cert_file = "),
+    13: ("ssl_server_cert_file = ", "ssl_cert = <"),
+}
+
+
+def dovecot_other_generation_name(lab, lines: list[str]) -> None:
+    """The other generation's Dovecot setting in the lab's dovecot.conf (2.4's name in 2.3's file,
+    2.3's in 2.4's): the reload refuses it, nothing changes."""
     conf = lab.config_file("mail", "dovecot.conf")
     original = conf.read_text()
-    conf.write_text(original.replace("ssl_cert = <", "ssl_server_cert_file = "))
+    own, other = DOVECOT_CERT[lab_debian(lab)]
+    assert own in original, f"{conf} has no {own!r}"
+    conf.write_text(original.replace(own, other))
     try:
         with pytest.raises(LabError) as refused:
             lab.backend.reload()
@@ -172,8 +183,9 @@ def second_configuration(lab, lines: list[str]) -> None:
     """
     LEAF_ONLY.write_text((LAB_FILES / "mail.lab.test.pem").read_text().split("-----END CERTIFICATE-----")[0]
                          + "-----END CERTIFICATE-----\n")
+    own, _ = DOVECOT_CERT[lab_debian(lab)]
     changes = {
-        "mail/dovecot.conf": [("ssl_cert = </run/mailtls/mail.lab.test.pem", f"ssl_cert = <{LEAF_ONLY}"),
+        "mail/dovecot.conf": [(f"{own}/run/mailtls/mail.lab.test.pem", f"{own}{LEAF_ONLY}"),
                               ("ssl_min_protocol = TLSv1.2", "ssl_min_protocol = TLSv1.3")],
         "mail/master.cf": [("  -o smtpd_tls_wrappermode=yes\n", "")],
         "legacy/main.cf": [("smtpd_tls_security_level = none\n",
@@ -232,7 +244,7 @@ def said(lab) -> list[str]:
     login_before_tls(lab, lines)
     certificates(lab, lines)
     relay_levels(lab, lines)
-    dovecot_24_name(lab, lines)
+    dovecot_other_generation_name(lab, lines)
     second_configuration(lab, lines)
     missing_certificate(lab, lines)
     for host in (MAIL, RELAY):
