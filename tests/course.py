@@ -21,6 +21,7 @@ from myst_parser.parsers.mdit import create_md_parser
 from helpers.notebooks import execute, notebook_paths
 from helpers.paths import DOCS, NOTEBOOKS, ROOT
 from helpers.site import sphinx_command
+from helpers.transcripts import DEBIANS, tab_generations
 
 LANGUAGES = ("en", "es")
 
@@ -71,17 +72,9 @@ def _collect_outline(text: str, result: Outline) -> None:
             _collect_outline(token.content, result)  # a directive's body is Markdown too
 
 
-#: The Debian releases a code block can belong to (see ``mailtls.generations``), newest first.
-DEBIANS = (13, 12)
 #: What a fence language says of a block's generation: Dovecot 2.4's language is Debian 13's only,
 #: Dovecot 2.3's Debian 12's; every other language belongs to both.
 FENCE_GENERATIONS = {"dovecot24": frozenset({13}), "dovecot": frozenset({12})}
-
-
-def tab_generations(label: str) -> frozenset[int]:
-    """The Debian releases a sphinx-design tab's label names: ``Debian 13 (Dovecot 2.4)`` gives {13};
-    a label that names none gives the empty set (a tab that is not about generations)."""
-    return frozenset(int(n) for n in re.findall(r"\bDebian\s+(\d+)\b", label) if int(n) in DEBIANS)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-#: The Debian releases the course's blocks can belong to, newest first (as mailtls.generations).
-DEBIANS = (13, 12)
+from mailtls.generations import GENERATIONS
+
+#: The Debian releases the course's blocks can belong to, newest first: ``(13, 12)``.
+DEBIANS = tuple(generation.debian for generation in GENERATIONS)
 
 
 @dataclass(frozen=True)
