@@ -23,7 +23,6 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -213,12 +212,22 @@ def blocks_to_check(site: Path, debian: int) -> list[CodeBlock]:
 
 @pytest.fixture(scope="session")
 def verdicts(site: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``verdicts(debian)``: the Verdicts of that generation, one batch run each, made when first asked."""
+    """``verdicts(debian)``: the Verdicts of that generation, one batch run each, made when first asked.
+    A run that failed (or skipped: no Podman) is not tried again: every test that asks gets its error."""
+    made: dict[int, Verdicts | BaseException] = {}
 
-    @cache
     def of(debian: int) -> Verdicts:
-        where = servers(generations.get(debian))
-        return check_blocks(where, blocks_to_check(site, debian), tmp_path_factory.mktemp(f"debian{debian}"))
+        if debian not in made:
+            try:
+                where = servers(generations.get(debian))
+                made[debian] = check_blocks(where, blocks_to_check(site, debian),
+                                            tmp_path_factory.mktemp(f"debian{debian}"))
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as error:
+                made[debian] = error
+        result = made[debian]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     return of
 
