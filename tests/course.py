@@ -21,6 +21,7 @@ from myst_parser.parsers.mdit import create_md_parser
 from helpers.notebooks import execute, notebook_paths
 from helpers.paths import DOCS, NOTEBOOKS, ROOT
 from helpers.site import sphinx_command
+from helpers.transcripts import DEBIANS, tab_generations
 
 LANGUAGES = ("en", "es")
 
@@ -71,21 +72,58 @@ def _collect_outline(text: str, result: Outline) -> None:
             _collect_outline(token.content, result)  # a directive's body is Markdown too
 
 
+#: What a fence language says of a block's generation: Dovecot 2.4's language is Debian 13's only,
+#: Dovecot 2.3's Debian 12's; every other language belongs to both.
+FENCE_GENERATIONS = {"dovecot24": frozenset({13}), "dovecot": frozenset({12})}
+
+
 @dataclass(frozen=True)
 class CodeBlock:
+    """A code block of a page: its fence language, its text, and the generations it belongs to.
+
+    ``tab`` is the label of the innermost tab naming a Debian release that holds it, or ``None``
+    outside such tabs. ``generations`` is that tab's Debian releases, or both outside tabs.
+    """
+
     language: str  # the fence language: postfix-main, dovecot, console, ...
     text: str
+    tab: str | None = field(default=None, compare=False)  # translated with the page
+    generations: frozenset[int] = frozenset(DEBIANS)
+
+    def conflict(self) -> str | None:
+        """Why the fence language contradicts the tab (a ``dovecot24`` block in a Debian 12 tab,
+        a ``dovecot`` block in a Debian 13 tab), or ``None`` when they agree."""
+        own = FENCE_GENERATIONS.get(self.language)
+        if own is not None and self.tab is not None and not own & self.generations:
+            return f"a ```{self.language}``` block in the tab {self.tab!r}"
+        return None
+
+    @property
+    def checked_on(self) -> frozenset[int]:
+        """The generations whose real programs must accept this block: the tab's releases, narrowed
+        by the fence language (a ``dovecot24`` block outside tabs is Debian 13's only)."""
+        own = FENCE_GENERATIONS.get(self.language, frozenset(DEBIANS))
+        return (self.generations & own) or own
 
 
 def code_blocks(html_file: Path) -> list[CodeBlock]:
-    """The highlighted code blocks of a built page, in order, as the reader sees their text."""
+    """The highlighted code blocks of a built page, in order, as the reader sees their text, each
+    with the sphinx-design tab (``div.sd-tab-content`` after its ``label.sd-tab-label``) that holds it."""
     soup = BeautifulSoup(html_file.read_text(encoding="utf-8"), "html.parser")
     blocks = []
     for div in soup.select("article div[class^='highlight-'], article div[class*=' highlight-']"):
         language = next(c.removeprefix("highlight-") for c in div["class"] if c.startswith("highlight-"))
         pre = div.find("pre")
-        if pre is not None:
-            blocks.append(CodeBlock(language, pre.get_text()))
+        if pre is None:
+            continue
+        tab, generations = None, frozenset(DEBIANS)
+        for content in div.find_parents("div", class_="sd-tab-content"):  # innermost first
+            label = content.find_previous_sibling("label", class_="sd-tab-label")
+            named = tab_generations(label.get_text(" ", strip=True)) if label is not None else frozenset()
+            if named:
+                tab, generations = label.get_text(" ", strip=True), named
+                break
+        blocks.append(CodeBlock(language, pre.get_text(), tab, generations))
     return blocks
 
 
@@ -133,8 +171,6 @@ def build_edition(language: str, out: Path, doctrees: Path, notebooks: str = "of
 POSTFIX_MAIN_LINE = re.compile(r"^([A-Za-z0-9_]+)\s*=")
 POSTFIX_MASTER_OPTION = re.compile(r"-o\s+\{?\s*([A-Za-z0-9_]+)\s*=")
 POSTCONF_COMMAND = re.compile(r"postconf\s+(?:-[ce]\s+\S*\s*)*-e\s+(.*)")
-DOVECOT_SETTING = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=")
-DOVECOT_SECTION = re.compile(r"^\s*([A-Za-z0-9_]+)(?:\s+[^{\s]+)?\s*\{\s*$")
 
 
 def postfix_main_names(block: str) -> list[str]:
@@ -155,46 +191,6 @@ def postconf_command_names(block: str) -> list[str]:
             for assignment in re.findall(r"""['"]?([A-Za-z0-9_]+)\s*=""", match[1]):
                 names.append(assignment)
     return names
-
-
-def dovecot_names(block: str) -> tuple[list[str], list[str]]:
-    """Setting names and section types in a ``dovecot.conf`` fragment."""
-    settings, sections = [], []
-    for line in block.splitlines():
-        if line.lstrip().startswith("#"):
-            continue
-        if match := DOVECOT_SETTING.match(line):
-            settings.append(match[1])
-        elif match := DOVECOT_SECTION.match(line):
-            sections.append(match[1])
-    return settings, sections
-
-
-DOVECOT_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_]+)\s*=\s*(.*?)\s*$")
-
-
-def dovecot_assignments(block: str) -> list[tuple[tuple[str, ...], str, str]]:
-    """Each ``name = value`` of a ``dovecot.conf`` fragment, with the section types around it.
-
-    ``inet_listener imaps { ssl = yes }`` inside ``service imap-login { }`` gives
-    ``(("service", "inet_listener"), "ssl", "yes")``. Quotes around a value are removed.
-    """
-    found, stack = [], []
-    for line in block.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if match := DOVECOT_SECTION.match(line):
-            stack.append(match[1])
-        elif stripped == "}":
-            if stack:
-                stack.pop()
-        elif match := DOVECOT_ASSIGNMENT.match(line):
-            value = match[2]
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            found.append((tuple(stack), match[1], value))
-    return found
 
 
 # -- Notebooks -------------------------------------------------------------------------------------
