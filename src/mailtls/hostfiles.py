@@ -30,6 +30,9 @@ from mailtls.polling import WaitTimeout, wait_until
 POSTFIX_FILES = ("main.cf", "master.cf", "tls_policy", "transport")
 # What Debian 13's Postfix prints when it copies a system file into its chroot (syncfiles.pl).
 CHROOT_SYNC = re.compile(r"^updating \S+ => \S+$")
+# Postfix >= 3.9 warns of a parameter it still obeys but will drop (RELEASE_NOTES-3.9,
+# "Deprecated features"), such as smtpd_use_tls: the file is understood, so the lab runs it.
+DEPRECATED = re.compile(r'warning: .*support for parameter "\w+" will be removed')
 
 
 def installed_generation() -> Generation:
@@ -61,12 +64,14 @@ def postfix_refusal(config_dir: Path) -> str | None:
 
     Postfix reports an unknown parameter or a missing file as a warning and still exits 0
     (postfix(1), ``check``); the lab refuses any such line, so that no file runs half-understood.
-    Only Debian's own note that it copied a file into Postfix's chroot is no refusal (``updating
-    /etc/hosts => /var/spool/postfix//etc/hosts``: Debian 13's /usr/lib/postfix/syncfiles.pl).
+    Two kinds of line are no refusal: Debian's own note that it copied a file into Postfix's chroot
+    (``updating /etc/hosts => /var/spool/postfix//etc/hosts``: Debian 13's
+    /usr/lib/postfix/syncfiles.pl), and Postfix 3.10's warning that a parameter it still obeys
+    will be removed (``support for parameter "smtpd_use_tls" will be removed``).
     """
     checked = subprocess.run(["postfix", "-c", str(config_dir), "check"], capture_output=True, text=True)
     said = "\n".join(line for line in (checked.stderr + checked.stdout).splitlines()
-                     if line.strip() and not CHROOT_SYNC.match(line))
+                     if line.strip() and not CHROOT_SYNC.match(line) and not DEPRECATED.search(line))
     return said if checked.returncode != 0 or said else None
 
 
