@@ -42,23 +42,26 @@ NAMES = ROOT / "src" / "mailtls" / "sim" / "names"
 PROBE_23 = "passdb {\n  driver = pam\n}\nuserdb {\n  driver = passwd\n}\n"
 PROBE_24 = "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
 
-# A program's output: run(program, arguments, configuration file text or None) -> stdout.
-Runner = Callable[[str, list[str], "str | None"], str]
+# run(program, arguments, configuration file text or None) -> the finished process (its exit
+# status, stdout and stderr: text), the configuration given as ``-c FILE`` before the arguments.
+Runner = Callable[[str, list[str], "str | None"], "subprocess.CompletedProcess[str]"]
 
 
-def local_runner(program: str, arguments: list[str], configuration: str | None) -> str:
-    """Run this machine's own binary (with ``-c FILE`` first when a configuration is given)."""
+def local_runner(program: str, arguments: list[str],
+                 configuration: str | None) -> subprocess.CompletedProcess[str]:
+    """Run this machine's own binary."""
     with tempfile.TemporaryDirectory() as folder:
         if configuration is not None:
             (Path(folder) / "probe.conf").write_text(configuration)
             arguments = ["-c", str(Path(folder) / "probe.conf"), *arguments]
-        return subprocess.run([program, *arguments], capture_output=True, text=True, check=True).stdout
+        return subprocess.run([program, *arguments], capture_output=True, text=True)
 
 
 def image_runner(image: str) -> Runner:
     """Run the binary of a lab host image, the configuration passed on standard input."""
 
-    def run(program: str, arguments: list[str], configuration: str | None) -> str:
+    def run(program: str, arguments: list[str],
+            configuration: str | None) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "CONTAINERS_CONF": str(ROOT / "labs" / "containers" / "containers.conf")}
         script = 'exec "$@"'
         if configuration is not None:
@@ -66,7 +69,7 @@ def image_runner(image: str) -> Runner:
                       '&& exec "$program" -c /tmp/probe.conf "$@"')
         return subprocess.run(["podman", "run", "--rm", "-i", "--entrypoint", "sh", image, "-c", script,
                                "sh", program, *arguments], input=configuration or "", capture_output=True,
-                              text=True, check=True, env=environment).stdout
+                              text=True, env=environment)
 
     return run
 
@@ -84,18 +87,25 @@ def runner(generation: Generation) -> Runner | None:
     return None
 
 
+def output(run: Runner, program: str, arguments: list[str], configuration: str | None = None) -> str:
+    """The standard output of a run that must succeed (CalledProcessError otherwise)."""
+    done = run(program, arguments, configuration)
+    done.check_returncode()
+    return done.stdout
+
+
 def postfix_names(run: Runner) -> list[str]:
     """Every parameter name of ``postconf -d``, sorted."""
-    return sorted({line.partition("=")[0].strip() for line in run("postconf", ["-d"], None).splitlines()
+    return sorted({line.partition("=")[0].strip() for line in output(run, "postconf", ["-d"]).splitlines()
                    if "=" in line})
 
 
 def dovecot_names(run: Runner, generation: Generation) -> list[str]:
     """Every setting name (with its section types in 2.3), sorted; see the module's docstring."""
     if generation.dovecot == "2.3":
-        text = run("doveconf", [], PROBE_23)
+        text = output(run, "doveconf", [], PROBE_23)
     else:  # -d leaves out dovecot_config_version, which -n shows
-        text = run("doveconf", ["-d"], PROBE_24) + run("doveconf", ["-n"], PROBE_24)
+        text = output(run, "doveconf", ["-d"], PROBE_24) + output(run, "doveconf", ["-n"], PROBE_24)
     names: set[str] = set()
     path: list[str] = []
     for line in text.splitlines():

@@ -77,6 +77,7 @@ class SimLab:
         self.client_contexts: dict[str, Any] = {}
         (self.files / "wiretap.mode").write_text("pass\n")
         self.postfix: dict[str, PostfixConfig] = {}
+        self.listeners: dict[tuple[str, int], network.Listener] = {}
         self.recipients: dict[str, Recipients] = {}
         network.clear()
         for host in HOSTS:
@@ -88,6 +89,18 @@ class SimLab:
             if host.wiretap_for:
                 self.start_wiretap(host)
         self.write_status()
+        network.install()
+
+    def listen(self, host_address: str, port: int, accept: network.Listener) -> None:
+        self.listeners[(host_address, port)] = accept
+        network.listen(host_address, port, accept)
+
+    def activate(self) -> None:
+        """Make this lab the one the network of this process reaches again (after another
+        simulated lab, of another generation, took its addresses)."""
+        network.clear()
+        for (host_address, port), accept in self.listeners.items():
+            network.listen(host_address, port, accept)
         network.install()
 
     # -- Files ------------------------------------------------------------------------------
@@ -142,7 +155,7 @@ class SimLab:
                                           lambda send: tls_engines.server_side(context, send),
                                           settings.wrapper, on_tls)
 
-            network.listen(address(host), port, accept)
+            self.listen(address(host), port, accept)
 
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
@@ -283,7 +296,7 @@ class SimLab:
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send), implicit)
 
-            network.listen(address(host), port, accept)
+            self.listen(address(host), port, accept)
 
     # -- The wiretap on mitm.lab.test ---------------------------------------------------------
 
@@ -301,7 +314,7 @@ class SimLab:
                                                    client_address=address(host))
                 return WiretapServer(connection, tap.relay(route), upstream)
 
-            network.listen(address(host), service.port, accept)
+            self.listen(address(host), service.port, accept)
 
 
 class WiretapServer:
