@@ -17,11 +17,14 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mailtls import runtime
 from mailtls.backends import containers, native
 from mailtls.config import LabConfig
+from mailtls.generations import GENERATIONS, Generation
+from mailtls.hostfiles import installed_generation
 from mailtls.hosts import MAIL, SHIPPED_LABS
 from mailtls.process import run
 from measure import machine, timed
@@ -88,7 +91,8 @@ def bare_start() -> float:
                     f"maillog_file_prefixes={scratch / 'log'}"])
         wrapper = scratch / "dovecot.conf"
         (scratch / "dovecot").mkdir()
-        wrapper.write_text(f"!include {MAIL.config_dir(SHIPPED_LABS) / 'dovecot.conf'}\n"
+        dovecot_conf = MAIL.config_file(SHIPPED_LABS, "dovecot.conf", installed_generation())
+        wrapper.write_text(f"!include {dovecot_conf}\n"
                            f"base_dir = {scratch / 'dovecot'}\nstate_dir = {scratch / 'dovecot'}\n"
                            f"log_path = {scratch / 'log' / 'dovecot.log'}\n")
         start = time.perf_counter()
@@ -119,9 +123,9 @@ def measure_backend(backend, label: str) -> None:
     print(f"{label} lab down: {', '.join(f'{t:.1f}' for t in downs)} s")
 
 
-def remove_container_images() -> None:
+def remove_container_images(generation: Generation) -> None:
     name = containers.require_engine()
-    for image in (containers.IMAGE, containers.BASE_IMAGE):
+    for image in (generation.host_image, generation.base_image):
         run([name, "rmi", "-f", image], check=False, env=containers.engine_env(name))
 
 
@@ -130,13 +134,16 @@ def main() -> None:
     if runtime.state(SINGLE):
         raise SystemExit("a lab is up: stop it first (python -m mailtls lab down)")
     if containers.engine() is not None:
-        remove_container_images()
-        lab = containers.ContainersBackend(SINGLE)
-        cold = timed(lambda: lab.up(on_progress=lambda m: None))
-        lab.down()
-        print(f"containers lab up, cold (debootstrap the base image, build the lab image): {cold:.1f} s")
-        measure_backend(lab, "containers (warm)")
-    measure_backend(native.NativeBackend(SINGLE), "native")
+        for generation in GENERATIONS:
+            remove_container_images(generation)
+            lab = containers.ContainersBackend(replace(SINGLE, generation=generation))
+            cold = timed(lambda: lab.up(on_progress=lambda m: None))  # noqa: B023 (called at once)
+            lab.down()
+            print(f"containers, Debian {generation.debian}: lab up, cold (debootstrap "
+                  f"{generation.base_image}, build {generation.host_image}): {cold:.1f} s")
+            measure_backend(lab, f"containers, Debian {generation.debian} (warm)")
+    native_lab = native.NativeBackend(SINGLE)
+    measure_backend(native_lab, f"native, Debian {native_lab.wanted_generation().debian}")
     bare = [bare_start() for _ in range(ROUNDS)]
     print("bare Postfix + Dovecot start (mail.lab.test's files, one namespace): "
           f"{', '.join(f'{t:.1f}' for t in bare)} s")

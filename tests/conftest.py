@@ -9,7 +9,7 @@ import pytest
 
 from course import LANGUAGES, BuiltSite, build_site
 from helpers.cli import mailtls
-from helpers.labs import container_listing, scratch_labs
+from helpers.labs import LAB_KINDS, container_listing, scratch_labs
 from helpers.requirements import require_backend
 
 
@@ -28,25 +28,30 @@ def site(built: BuiltSite) -> Path:
     return built.root
 
 
-@pytest.fixture(scope="session", params=["native", "containers"])
+@pytest.fixture(scope="session", params=LAB_KINDS)
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A lab on each backend in turn, up for all the tests that use it, started from a scratch
-    copy of labs/ that tests may edit."""
-    from mailtls import backends, runtime
+    """A lab on each backend and generation in turn, up for all the tests that use it, started
+    from a scratch copy of labs/ that tests may edit."""
+    from mailtls import backends, generations, runtime
     from mailtls.config import LabConfig
     from mailtls.lab import connect
 
-    require_backend(request.param)
+    backend_name, _, release = request.param.partition("-debian")
+    require_backend(backend_name)
     if runtime.state(LabConfig()):
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")
     labs = scratch_labs(tmp_path_factory.mktemp(f"labs-{request.param}"))
-    backend = backends.get(request.param, LabConfig(labs=labs))
+    generation = generations.get(release) if release else None
+    backend = backends.get(backend_name, LabConfig(labs=labs, generation=generation))
     try:
         backend.up(on_progress=lambda message: None)
-        yield LabUnderTest(connect(), labs, request.param, backend)
+        lab = LabUnderTest(connect(), labs, backend_name, backend)
+        if generation is not None:
+            assert lab.debian == generation.debian, f"asked for Debian {generation.debian}, got {lab.debian}"
+        yield lab
     finally:
         backend.down()
-    assert_nothing_left(request.param)
+    assert_nothing_left(backend_name)
 
 
 def assert_nothing_left(backend: str) -> None:
@@ -87,6 +92,19 @@ class LabUnderTest:
         self.labs = labs
         self.backend_name = backend_name
         self.backend = backend
+
+    @property
+    def generation(self):
+        """The generation of the lab's servers (a ``mailtls.generations.Generation``)."""
+        from mailtls import generations
+
+        return generations.get(self.lab.debian)
+
+    def config_file(self, host: str, name: str) -> Path:
+        """The file ``name`` of ``host`` (``mail``) that this lab's generation runs, in the scratch labs/."""
+        from mailtls.hosts import host as find_host
+
+        return find_host(host).config_file(self.labs, name, self.generation)
 
     def __getattr__(self, name: str):
         return getattr(self.lab, name)

@@ -24,14 +24,16 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import mailtls
-from helpers.labs import container_listing
+from helpers.labs import LAB_KINDS, container_listing
 from helpers.mail import has_subject, submit, text_message
 from helpers.network import answers
 from helpers.polling import within
 from helpers.requirements import require_backend
+from mailtls import generations
 from mailtls.classroom import students_up
 from mailtls.config import CLASSROOM_RUNTIME as CLASSROOM_FILES
 from mailtls.config import student_runtime as student_files
+from mailtls.hosts import MAIL
 from mailtls.lab import Lab, connect
 
 
@@ -74,13 +76,16 @@ def assert_class_gone(backend: str) -> None:
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize("backend", ["native", "containers"])
-def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", LAB_KINDS)
+def test_two_students_share_nothing(which: str, tmp_path: Path) -> None:
+    backend, _, release = which.partition("-debian")
     require_backend(backend)
     assert students_up() == [], "a classroom is already up: `python -m mailtls lab down` first"
     copies = tmp_path / "classroom"
+    debian = ["--debian", release] if release else []
     try:
-        up = mailtls("lab", "up", "--students", "2", "--backend", backend, "--classroom", str(copies))
+        up = mailtls("lab", "up", "--students", "2", "--backend", backend, *debian,
+                     "--classroom", str(copies))
         assert up.returncode == 0, up.stdout + up.stderr
         assert "student 2: up in" in up.stdout and "mail.lab.test at 198.18.2.10" in up.stdout
 
@@ -91,6 +96,9 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         assert students[1]["labs"] == str(copies / "student-1")
         one, two = student_lab(1), student_lab(2)
         assert (one.backend, two.backend) == (backend, backend)
+        if release:
+            assert (one.debian, two.debian) == (int(release), int(release))
+        generation = generations.get(one.debian)
         assert one.address("mail.lab.test") == "198.18.1.10" and two.address("mail.lab.test") == "198.18.2.10"
         assert one.ca_file.read_bytes() != two.ca_file.read_bytes()
         one_status = json.loads(mailtls("lab", "status", "--json", "--student", "1").stdout)
@@ -131,7 +139,7 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         assert not answers(two.address("mail.lab.test"), 465) and answers(one.address("mail.lab.test"), 465)
 
         # Files student 1 broke are refused, with the servers' words; both labs keep running.
-        main_cf = copies / "student-1" / "hosts" / "mail" / "main.cf"
+        main_cf = MAIL.config_file(copies / "student-1", "main.cf", generation)
         good = main_cf.read_text()
         main_cf.write_text(good + "smtpd_tls_securty_level = may\n")
         refused = mailtls("lab", "reload", "--student", "1")
@@ -139,7 +147,7 @@ def test_two_students_share_nothing(backend: str, tmp_path: Path) -> None:
         assert "mail.lab.test" in refused.stderr and "smtpd_tls_securty_level" in refused.stderr, \
             refused.stderr
         main_cf.write_text(good)
-        dovecot_conf = copies / "student-1" / "hosts" / "mail" / "dovecot.conf"
+        dovecot_conf = MAIL.config_file(copies / "student-1", "dovecot.conf", generation)
         good = dovecot_conf.read_text()
         dovecot_conf.write_text(good.replace("ssl = yes", "ssl = maybe"))
         refused = mailtls("lab", "reload", "--student", "1")

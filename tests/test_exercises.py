@@ -98,14 +98,15 @@ def test_start_then_solution_leaves_a_working_configuration(labs: Path, name: st
 
 def test_an_edit_that_does_not_apply_changes_nothing(labs: Path) -> None:
     exercise = exercises.find("imap")
-    conf = labs / "hosts" / "mail" / "dovecot.conf"
+    dovecot_conf = "hosts/mail/debian13/dovecot.conf"  # the first file the exercise's start edits
+    conf = labs / dovecot_conf
     conf.write_text(conf.read_text().replace("port = 993", "port = 1993"))  # a student's own change
     before = snapshot(labs)
-    with pytest.raises(LabError, match=r"hosts/mail/dovecot.conf does not look as expected") as refused:
+    with pytest.raises(LabError, match=f"{dovecot_conf} does not look as expected") as refused:
         exercises.apply(exercise, "start", labs)
     assert snapshot(labs) == before, "the first edit must not have been written"
     # A copy of labs/ (a student's on a classroom host) is no Git checkout: compare with the original.
-    original, copy = SHIPPED_LABS / "hosts/mail/dovecot.conf", labs / "hosts/mail/dovecot.conf"
+    original, copy = SHIPPED_LABS / dovecot_conf, labs / dovecot_conf
     assert f"`diff -u {original} {copy}`" in str(refused.value)
     shown = subprocess.run(["diff", "-u", str(original), str(copy)], capture_output=True, text=True)
     assert any(line.startswith("+") and "port = 1993" in line for line in shown.stdout.splitlines())

@@ -28,7 +28,7 @@ def test_a_broken_postfix_file_is_refused_and_the_host_keeps_running(lab) -> Non
 
 
 def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
-    conf = lab.labs / "hosts" / "mail" / "dovecot.conf"
+    conf = lab.config_file("mail", "dovecot.conf")
     original = conf.read_text()
     conf.write_text(original.replace("ssl = yes", "ssl = maybe"))
     try:
@@ -39,6 +39,27 @@ def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
         client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
         assert "STARTTLS" in client.capabilities
         client.shutdown()
+    finally:
+        conf.write_text(original)
+        lab.backend.reload()
+
+
+# A setting of the other generation's Dovecot: 2.4 renamed 2.3's disable_plaintext_auth to
+# auth_allow_cleartext (https://doc.dovecot.org/2.4.0/installation/upgrade/2.3-to-2.4.html).
+OTHER_GENERATIONS_NAME = {12: "auth_allow_cleartext = no", 13: "disable_plaintext_auth = yes"}
+
+
+def test_the_other_generations_dovecot_setting_is_refused_in_dovecots_words(lab) -> None:
+    conf = lab.config_file("mail", "dovecot.conf")
+    original = conf.read_text()
+    line = OTHER_GENERATIONS_NAME[lab.debian]
+    conf.write_text(original + line + "\n")
+    try:
+        with pytest.raises(LabError) as refused:
+            lab.backend.reload()
+        said = str(refused.value)
+        assert "refuses the configuration of mail.lab.test" in said
+        assert f"Unknown setting: {line.split()[0]}" in said, said
     finally:
         conf.write_text(original)
         lab.backend.reload()
@@ -57,6 +78,9 @@ def test_status_json_is_the_contract(lab) -> None:
     done = mailtls("lab", "status", "--json", check=True)
     status = json.loads(done.stdout)
     assert status["backend"] == lab.backend_name and status["ca_file"].startswith("/")
+    assert status["debian"] == lab.debian in (12, 13)
+    assert status["servers"]["dovecot"].startswith(lab.generation.dovecot + ".")
+    assert status["servers"]["postfix"].startswith(lab.generation.postfix + ".")
     services = {(s["host"], s["service"]): s for s in status["services"]}
     assert services[("mail.lab.test", "submissions")]["port"] == 465
     assert services[("mail.lab.test", "submissions")]["tls"] == "implicit"

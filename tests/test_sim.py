@@ -632,6 +632,7 @@ def test_connect_simulates_the_generation_it_is_told(generation: Generation, mon
 
     monkeypatch.setattr(socket, "create_connection", socket.create_connection)  # restored afterwards
     lab = lab_module.connect(backend="sim", environ={"MAILTLS_SIM_DEBIAN": str(generation.debian)})
+    assert lab.debian == generation.debian
     assert lab.servers == {"postfix": f"{generation.postfix} (simulated)",
                            "dovecot": f"{generation.dovecot} (simulated)"}
     imap = imaplib.IMAP4("mail.lab.test", 143, timeout=10)

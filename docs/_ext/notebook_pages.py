@@ -44,6 +44,7 @@ from sphinx.config import Config
 from sphinx.errors import ConfigError
 
 from browser_lab import lite_url
+from mailtls.generations import DEFAULT, get
 
 NOTEBOOKS = "notebooks/"  # the folder of notebook pages in each edition
 CHOICES = ("auto", "execute", "sim", "off")  # mailtls_notebooks
@@ -53,14 +54,14 @@ SIM_ENV = {"MAILTLS_BACKEND": "sim"}  # what mailtls.lab.connect() reads to choo
 MESSAGES = {
     "en": {
         "executed": "The outputs on this page were produced on {date} by the course's lab on the {backend} "
-                    "backend: {servers}.",
+                    "backend, Debian {debian}: {servers}.",
         "not_executed": "No lab was running when this site was built, so the cells below have no outputs. "
                         "Run the notebook against your own lab (`make notebooks`), or rebuild the site "
                         "with a lab running to see them here.",
         "simulated": "The outputs on this page were produced on {date} by the simulated lab: the course's "
-                     "configuration files read by a Python simulation of Postfix 3.7 and Dovecot 2.3, with "
-                     "real TLS. No real lab was running when this site was built; run the notebook against "
-                     "one to see the real servers' answers.",
+                     "configuration files read by a Python simulation of Debian {debian}'s Postfix {postfix} "
+                     "and Dovecot {dovecot}, with real TLS. No real lab was running when this site was "
+                     "built; run the notebook against one to see the real servers' answers.",
         "download": "Download the notebook (.ipynb)",
         "chapter": "Chapter: ",
         "chapter_notebooks": "Run this chapter: ",
@@ -71,14 +72,15 @@ MESSAGES = {
     },
     "es": {
         "executed": "Las salidas de esta página las produjo el {date} el laboratorio del curso con el "
-                    "backend {backend}: {servers}.",
+                    "backend {backend}, Debian {debian}: {servers}.",
         "not_executed": "Al construir este sitio no había ningún laboratorio en marcha, así que las celdas "
                         "no tienen salidas. Ejecuta el cuaderno contra tu propio laboratorio "
                         "(`make notebooks`) o vuelve a construir el sitio con un laboratorio en marcha "
                         "para verlas aquí.",
         "simulated": "Las salidas de esta página las produjo el {date} el laboratorio simulado: los archivos "
-                     "de configuración del curso, leídos por una simulación en Python de Postfix 3.7 y "
-                     "Dovecot 2.3, con TLS real. Al construir este sitio no había ningún laboratorio real "
+                     "de configuración del curso, leídos por una simulación en Python de Postfix {postfix} "
+                     "y Dovecot {dovecot} de Debian {debian}, con TLS real. Al construir este sitio no había "
+                     "ningún laboratorio real "
                      "en marcha; ejecuta el cuaderno contra uno para ver las respuestas de los servidores "
                      "reales.",
         "download": "Descargar el cuaderno (.ipynb)",
@@ -100,6 +102,7 @@ class Producer:
     """What executes the notebooks in this build: a lab's backend and its servers' versions."""
 
     backend: str
+    debian: int  # the generation of its servers (mailtls.generations)
     servers: dict[str, str]
     ours: bool = True  # may this user drive it (the attacks notebook switches the wiretap's mode)?
 
@@ -119,7 +122,7 @@ def running_lab() -> Producer | None:
         socket.create_connection((endpoint.address, endpoint.port), timeout=2).close()
     except OSError:
         return None
-    return Producer(lab.backend, lab.servers, os.access(lab.status.wiretap.mode_file, os.W_OK))
+    return Producer(lab.backend, lab.debian, lab.servers, os.access(lab.status.wiretap.mode_file, os.W_OK))
 
 
 def choose_execution(app: Sphinx, config: Config) -> None:
@@ -140,7 +143,7 @@ def choose_execution(app: Sphinx, config: Config) -> None:
         # Each kernel starts its own simulated lab; none runs here.
         install_sim_kernel()
         config.nb_kernel_rgx_aliases = {".*": SIM_KERNEL}
-        lab = Producer("sim", {})
+        lab = Producer("sim", DEFAULT.debian, {})  # the kernels' simulation runs today's Debian
     app.mailtls_lab = lab  # type: ignore[attr-defined]
     config.nb_execution_mode = "force" if lab is not None else "off"
     logging.getLogger("traitlets").setLevel(logging.WARNING)  # not one INFO line per notebook
@@ -171,10 +174,13 @@ def provenance(app: Sphinx) -> str:
     lab = app.mailtls_lab  # type: ignore[attr-defined]
     if lab is None:
         return messages["not_executed"]
+    today = dt.date.today().isoformat()
     if lab.backend == "sim":
-        return messages["simulated"].format(date=dt.date.today().isoformat())
+        generation = get(lab.debian)
+        return messages["simulated"].format(date=today, debian=generation.debian, postfix=generation.postfix,
+                                            dovecot=generation.dovecot)
     servers = ", ".join(f"{name.capitalize()} {version}" for name, version in lab.servers.items())
-    return messages["executed"].format(date=dt.date.today().isoformat(), backend=lab.backend, servers=servers)
+    return messages["executed"].format(date=today, backend=lab.backend, debian=lab.debian, servers=servers)
 
 
 def doc_link(target: str, text: str | None = None) -> addnodes.pending_xref:

@@ -20,6 +20,7 @@ from pathlib import Path
 from mailtls import backends, runtime
 from mailtls.config import CLASSROOM_RUNTIME, MAX_STUDENTS, LabConfig, check_student, student_runtime
 from mailtls.errors import LabError
+from mailtls.generations import Generation
 from mailtls.hosts import MAIL, SHIPPED_LABS
 from mailtls.status import LabState, LabStatus
 
@@ -67,9 +68,11 @@ def make_copy(copy: Path, source: Path = SHIPPED_LABS) -> bool:
 
 
 def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4,
-       on_progress: Callable[[str], None] = print, source: Path = SHIPPED_LABS) -> list[int]:
+       on_progress: Callable[[str], None] = print, source: Path = SHIPPED_LABS,
+       generation: Generation | None = None) -> list[int]:
     """Bring up the labs of students 1 to ``count``; if one fails, take down those this call started.
 
+    Every lab runs ``generation`` (None: the backend's default, see ``LabConfig.generation``).
     Each student's copy of ``source`` (labs/) is ``copies/student-K``. The first lab comes up
     alone (it may build the container image); the others then start ``workers`` at a time. Labs
     already up are left as they are. Raises LabError naming each student whose lab failed.
@@ -93,7 +96,7 @@ def up(count: int, backend: str, copies: Path = DEFAULT_COPIES, workers: int = 4
             on_progress(f"student {number}: already up ({state.backend if state else None})")
             return
         began = time.monotonic()
-        config = LabConfig(student=number, labs=copies / f"student-{number}")
+        config = LabConfig(student=number, labs=copies / f"student-{number}", generation=generation)
 
         def progress(message: str) -> None:
             if "not listening" in message:  # the student's files close a port: say so, it is on purpose

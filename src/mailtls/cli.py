@@ -11,16 +11,18 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from mailtls import backends, classroom, runtime
+from mailtls import backends, classroom, generations, runtime
 from mailtls.config import MAX_STUDENTS, LabConfig
 from mailtls.errors import LabError
 from mailtls.status import LabStatus
 
 
 def print_status(described: LabStatus) -> None:
-    print(f"backend: {described.backend}   CA: {described.ca_file}")
+    servers = ", ".join(f"{name.capitalize()} {version}" for name, version in described.servers.items())
+    print(f"backend: {described.backend}   Debian {described.debian} ({servers})   CA: {described.ca_file}")
     for s in described.services:
         print(f"  {s.host:<22} {s.service:<12} {s.address}:{s.port:<5} TLS: {s.tls}")
     print("users: " + ", ".join(f"{u.login} / {u.password}" for u in described.users))
@@ -61,12 +63,13 @@ def lab_command(args: argparse.Namespace, config: LabConfig) -> int:
         if config.student is not None:
             raise LabError("`lab up --students` runs on the classroom host itself, without MAILTLS_STUDENT")
         numbers = classroom.up(args.students, backends.choose(args.backend), args.classroom,
-                               on_progress=progress, source=config.labs)
+                               on_progress=progress, source=config.labs, generation=config.generation)
         print(f"Students 1 to {numbers[-1]} have a lab up; `python -m mailtls lab status` lists them.")
     elif args.action == "up":
         backend = backends.get(backends.choose(args.backend), config)
         status = backend.up(on_progress=progress)
-        print(f"The lab is up ({status.backend}); `python -m mailtls lab status` lists its services.")
+        print(f"The lab is up ({status.backend}, Debian {status.debian}); "
+              "`python -m mailtls lab status` lists its services.")
     elif args.action == "down":
         backend = backends.running(config)
         for candidate in [backend] if backend else [backends.get(name, config) for name in backends.NAMES]:
@@ -152,6 +155,14 @@ def config_for(args: argparse.Namespace, environment: LabConfig) -> LabConfig:
     return config
 
 
+def debian_release(value: str) -> generations.Generation:
+    """``--debian``'s value: a generation the lab runs (argparse prints the error on one line)."""
+    try:
+        return generations.get(value)
+    except generations.UnknownGeneration as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and option; the docs' tests parse the commands the pages show with it."""
     parser = argparse.ArgumentParser(prog="python -m mailtls", description="The course's mail lab.")
@@ -161,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = actions.add_parser("up", help="start every lab host (does nothing if the lab is already up)")
     up.add_argument("--backend", choices=backends.NAMES,
                     help="containers: Podman or Docker; native: network namespaces (root, Linux)")
+    debian_help = ("the generation of Debian's servers: 13 (Postfix 3.10, Dovecot 2.4; the default) or 12 "
+                   "(Postfix 3.7, Dovecot 2.3); the native backend runs this machine's own")
+    up.add_argument("--debian", type=debian_release, metavar="13|12", help=debian_help)
     up.add_argument("--students", type=int, metavar="N",
                     help=f"a classroom host: one lab per student, 1 to N (at most {MAX_STUDENTS})")
     up.add_argument("--classroom", type=Path, default=classroom.DEFAULT_COPIES, metavar="DIR",
@@ -179,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument("--backend", choices=[*backends.NAMES, "sim"],
                            help="for a lab started here (default: as lab up); "
                                 "sim: the simulated lab, no root needed")
+    notebooks.add_argument("--debian", type=debian_release, metavar="13|12", help=debian_help)
     check = commands.add_parser("check", help="does the lab do what an exercise asks? criterion by criterion")
     check.add_argument("exercise", nargs="?", help="its name or number (see --list)")
     check.add_argument("--list", action="store_true", help="list the exercises")
@@ -203,6 +218,8 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     args = parser.parse_args(argv)
     try:
         config = config_for(args, LabConfig.from_environment(os.environ if environ is None else environ))
+        if getattr(args, "debian", None) is not None:
+            config = replace(config, generation=args.debian)
         if args.command == "check":
             return check_command(args, parser, config)
         if args.command == "exercise":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailtls.errors import LabError
+from mailtls.generations import Generation
 from mailtls.hosts import SHIPPED_LABS, Host
 
 MAX_STUDENTS = 50
@@ -54,10 +55,14 @@ class LabConfig:
     - ``network``: 198.18.0.0/24, or 198.18.K.0/24 for student K (RFC 2544's benchmarking
       range, never routed); each host keeps its last address byte;
     - the names the backends give what they make (bridge, namespaces, compose project).
+
+    ``generation`` is the Debian generation asked for (``lab up --debian 13|12``); None leaves it
+    to the backend: the containers run today's (Debian 13), the native backend this machine's.
     """
 
     student: int | None = None
     labs: Path = field(default=SHIPPED_LABS)
+    generation: Generation | None = None
 
     def __post_init__(self) -> None:
         if self.student is not None:

@@ -81,28 +81,15 @@ def get(debian: int | str) -> Generation:
     raise UnknownGeneration(f"the lab has no Debian {debian}: it runs {known}")
 
 
-def of_debian_version(text: str) -> Generation:
-    """The generation of a machine whose ``/etc/debian_version`` says ``text`` (``13.8``, ``12.11``,
-    or ``trixie/sid`` on a testing machine). Raises UnknownGeneration for any other release."""
-    release = text.strip().split(".")[0].split("/")[0]
+def of_dovecot_version(version: str) -> Generation:
+    """The generation whose Dovecot prints ``version`` for ``dovecot --version`` (``2.4.1-4 (7d8c0e5759)``,
+    ``2.3.19.1 (9b53102964)``). Raises UnknownGeneration for a Dovecot of neither generation."""
+    number = version.strip().split(" ")[0]
     for generation in GENERATIONS:
-        if release in (str(generation.debian), generation.codename):
+        if number.startswith(generation.dovecot + "."):
             return generation
-    raise UnknownGeneration(f"this machine runs Debian {text.strip()!r}; the lab runs "
+    raise UnknownGeneration(f"Dovecot {number or '(no version)'} is of no generation the lab runs: "
                             + " and ".join(g.label for g in GENERATIONS))
-
-
-def of_machine(root: Path = Path("/")) -> Generation:
-    """The generation of the machine (or the root file system ``root``) this runs on.
-
-    Raises UnknownGeneration when it is not Debian 12 or 13 (no ``etc/debian_version``, or another release).
-    """
-    try:
-        text = (root / "etc" / "debian_version").read_text()
-    except OSError:
-        raise UnknownGeneration("this machine is not Debian (no /etc/debian_version): the lab's native "
-                                "backend runs Debian's own Postfix and Dovecot; use --backend containers") from None
-    return of_debian_version(text)
 
 
 def host_file(host_dir: Path, name: str, generation: Generation) -> Path:

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,19 +21,39 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mailtls.errors import LabError
+from mailtls.generations import Generation, host_file, of_dovecot_version
 from mailtls.polling import WaitTimeout, wait_until
 
 # The Postfix files a host may have under labs/hosts/HOST/ (postconf(5): main.cf, master.cf;
 # the lookup tables its main.cf names).
 POSTFIX_FILES = ("main.cf", "master.cf", "tls_policy", "transport")
+# What Debian 13's Postfix prints when it copies a system file into its chroot (syncfiles.pl).
+CHROOT_SYNC = re.compile(r"^updating \S+ => \S+$")
 
 
-def copy_postfix_files(source: Path, target: Path, rewrite: Callable[[str], str] = str) -> None:
-    """Copy the host's Postfix files that exist in ``source`` to ``target``, through ``rewrite``."""
+def installed_generation() -> Generation:
+    """The generation of this machine's (or container's) own Postfix and Dovecot, told by
+    ``dovecot --version`` (2.4: Debian 13; 2.3: Debian 12): the files of that generation are the
+    ones to run.
+
+    Raises LabError when Dovecot is missing, UnknownGeneration when it is of neither generation.
+    """
+    if shutil.which("dovecot") is None:
+        raise LabError("Dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
+    done = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+    return of_dovecot_version(done.stdout if done.returncode == 0 else "")
+
+
+def copy_postfix_files(source: Path, target: Path, generation: Generation,
+                       rewrite: Callable[[str], str] = str) -> None:
+    """Copy ``generation``'s Postfix files of the host folder ``source`` (those that exist) to
+    ``target``, flat, through ``rewrite``."""
     target.mkdir(parents=True, exist_ok=True)
     for name in POSTFIX_FILES:
-        if (source / name).exists():
-            (target / name).write_text(rewrite((source / name).read_text()))
+        path = host_file(source, name, generation)
+        if path.exists():
+            (target / name).write_text(rewrite(path.read_text()))
 
 
 def postfix_refusal(config_dir: Path) -> str | None:
@@ -40,9 +61,12 @@ def postfix_refusal(config_dir: Path) -> str | None:
 
     Postfix reports an unknown parameter or a missing file as a warning and still exits 0
     (postfix(1), ``check``); the lab refuses any such line, so that no file runs half-understood.
+    Only Debian's own note that it copied a file into Postfix's chroot is no refusal (``updating
+    /etc/hosts => /var/spool/postfix//etc/hosts``: Debian 13's /usr/lib/postfix/syncfiles.pl).
     """
     checked = subprocess.run(["postfix", "-c", str(config_dir), "check"], capture_output=True, text=True)
-    said = (checked.stderr + checked.stdout).strip()
+    said = "\n".join(line for line in (checked.stderr + checked.stdout).splitlines()
+                     if line.strip() and not CHROOT_SYNC.match(line))
     return said if checked.returncode != 0 or said else None
 
 
@@ -54,11 +78,12 @@ def dovecot_refusal(conf: Path) -> str | None:
     return checked.stderr.strip() or f"doveconf exited with status {checked.returncode}"
 
 
-def source_digest(source: Path) -> str:
-    """A fingerprint of the host's Postfix files in ``source``, to tell whether they changed."""
+def source_digest(source: Path, generation: Generation) -> str:
+    """A fingerprint of ``generation``'s Postfix files in the host folder ``source``, to tell whether
+    they changed."""
     digest = hashlib.sha256()
     for name in POSTFIX_FILES:
-        path = source / name
+        path = host_file(source, name, generation)
         digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
     return digest.hexdigest()
 
@@ -102,26 +127,28 @@ class Refused(Exception):
 def install_in_container(source: Path = CONTAINER_SOURCE) -> None:
     """Check a copy of the host's files, then put them where Debian's servers read them.
 
-    A file Postfix or Dovecot refuses raises Refused with their words, and the running servers
-    keep the files they had.
+    The files are those of the container's generation (``installed_generation``). A file Postfix or
+    Dovecot refuses raises Refused with their words, and the running servers keep the files they had.
     """
+    generation = installed_generation()
+    dovecot_conf = host_file(source, "dovecot.conf", generation)
     with tempfile.TemporaryDirectory() as scratch:
         staging = Path(scratch)
-        copy_postfix_files(source, staging)
+        copy_postfix_files(source, staging, generation)
         refusal = postfix_refusal(staging)
-        if refusal is None and (source / "dovecot.conf").exists():
-            refusal = dovecot_refusal(source / "dovecot.conf")
+        if refusal is None and dovecot_conf.exists():
+            refusal = dovecot_refusal(dovecot_conf)
         if refusal is not None:
             raise Refused(refusal)
-        copy_postfix_files(staging, Path("/etc/postfix"))
-    if (source / "dovecot.conf").exists():
-        shutil.copy(source / "dovecot.conf", "/etc/dovecot/dovecot.conf")
+        copy_postfix_files(staging, Path("/etc/postfix"), generation)
+    if dovecot_conf.exists():
+        shutil.copy(dovecot_conf, "/etc/dovecot/dovecot.conf")
 
 
 def serve_in_container(source: Path = CONTAINER_SOURCE) -> None:
     """Install the files, start Dovecot if the host has a dovecot.conf, and become Postfix (foreground)."""
     install_in_container(source)
-    if (source / "dovecot.conf").exists():
+    if host_file(source, "dovecot.conf", installed_generation()).exists():
         subprocess.run(["dovecot"], check=True)
     os.execvp("postfix", ["postfix", "start-fg"])
 
@@ -134,7 +161,7 @@ def reload_in_container(source: Path = CONTAINER_SOURCE) -> None:
     reconnect to the new one (else: 454 4.7.0 Temporary authentication failure).
     """
     install_in_container(source)
-    if (source / "dovecot.conf").exists():
+    if host_file(source, "dovecot.conf", installed_generation()).exists():
         stop_by_pid_file(DOVECOT_PID_FILE)
         subprocess.run(["dovecot"], check=True)  # also brings back a Dovecot that died
     subprocess.run(["postfix", "reload"], check=True)

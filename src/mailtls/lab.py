@@ -43,6 +43,7 @@ class Lab:
     def __init__(self, status: LabStatus) -> None:
         self.status = status
         self.backend: str = status.backend  # containers, native or sim
+        self.debian: int = status.debian  # the generation of its servers: 13 or 12 (mailtls.generations)
         self.ca_file = Path(status.ca_file)
         self.services: tuple[Endpoint, ...] = status.services
         self.users: tuple[User, ...] = status.users
@@ -52,7 +53,7 @@ class Lab:
     def __str__(self) -> str:
         """One line saying which servers answer: the notebooks print it above their outputs."""
         versions = ", ".join(f"{name.capitalize()} {version}" for name, version in self.servers.items())
-        return f"lab on the {self.backend} backend: {versions}"
+        return f"lab on the {self.backend} backend, Debian {self.debian}: {versions}"
 
     def endpoint(self, host: str, service: str) -> Endpoint:
         """The port of ``service`` (IANA name) on ``host``; UnknownHost if the host does not offer it."""

@@ -50,14 +50,18 @@ def serve(config: LabConfig, port: int = 8888, backend_name: str | None = None,
           on_progress: Callable[[str], None] = print) -> None:
     """Run JupyterLab against ``config``'s lab until Ctrl-C or SIGTERM; start and stop a lab if none is up.
 
-    ``port`` is on 127.0.0.1; ``backend_name`` ``sim`` runs the simulated lab in each kernel.
+    ``port`` is on 127.0.0.1; ``backend_name`` ``sim`` runs the simulated lab in each kernel (of
+    ``config.generation``, by default Debian 13).
     Raises LabError when the port is taken or JupyterLab does not start.
     """
     require_free_port(port)
     signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `kill PID` cleans up as Ctrl-C does
     if backend_name == "sim":  # no servers to start: each kernel simulates the lab (mailtls.sim)
         token = secrets.token_hex(16)
-        with LocalJupyter(port, token, {"MAILTLS_BACKEND": "sim"}) as server:
+        kernel_env = {"MAILTLS_BACKEND": "sim"}
+        if config.generation is not None:  # the simulation's generation (mailtls.lab.connect reads it)
+            kernel_env["MAILTLS_SIM_DEBIAN"] = str(config.generation.debian)
+        with LocalJupyter(port, token, kernel_env) as server:
             wait_until_ready(port, token, server.alive)
             on_progress(f"JupyterLab is ready, on the simulated lab: http://127.0.0.1:{port}/lab?token={token}")
             on_progress("Press Ctrl-C to stop it.")

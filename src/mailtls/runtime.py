@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mailtls.config import LabConfig
 from mailtls.errors import LabError, NoLabUp
+from mailtls.generations import Generation
 from mailtls.hosts import HOSTS, WIRETAP, Host, host
 from mailtls.provision import provision, read_users
 from mailtls.status import WIRETAP_MODE_FILE, Endpoint, LabState, LabStatus, WiretapFiles
@@ -43,12 +44,13 @@ def wiretap_mode_file(files: Path) -> Path:
     return files / WIRETAP_MODE_FILE
 
 
-def prepare(config: LabConfig, backend: str, engine: str | None = None) -> None:
-    """The lab's generated files (CA, certificates, users, log folders) and state, before any host starts."""
+def prepare(config: LabConfig, backend: str, generation: Generation, engine: str | None = None) -> None:
+    """The lab's generated files (CA, certificates, users, log folders) and state (``generation``'s
+    lab, run by ``backend`` with ``engine``), before any host starts."""
     provision(config.runtime, {h.name: config.address(h) for h in HOSTS})
     for lab_host in HOSTS:
         (config.host_runtime(lab_host) / "log").mkdir(parents=True, exist_ok=True)
-    LabState(backend, str(config.labs.resolve()), engine).write(config.runtime)
+    LabState(backend, str(config.labs.resolve()), generation.debian, engine).write(config.runtime)
     mode_file = wiretap_mode_file(config.runtime)
     mode_file.write_text("pass\n")
     os.chmod(mode_file, 0o644)
@@ -62,9 +64,10 @@ def remove(config: LabConfig) -> None:
             config.runtime.parent.rmdir()
 
 
-def describe(config: LabConfig, backend: str, servers: dict[str, str],
+def describe(config: LabConfig, backend: str, generation: Generation, servers: dict[str, str],
              files: Path | None = None) -> LabStatus:
-    """The description of the lab that ``config`` names, as ``backend`` runs it.
+    """The description of the lab that ``config`` names, as ``backend`` runs it with ``generation``'s
+    servers.
 
     ``files`` is the folder of its generated files (made by ``prepare``, or by the simulated lab),
     by default the configuration's runtime folder; ``servers`` the versions of its servers.
@@ -72,6 +75,7 @@ def describe(config: LabConfig, backend: str, servers: dict[str, str],
     files = files or config.runtime
     return LabStatus(
         backend=backend,
+        debian=generation.debian,
         ca_file=str(files / "ca.pem"),
         services=tuple(Endpoint(h.name, s.name, config.address(h), s.port, s.tls)
                        for h in HOSTS for s in h.services),

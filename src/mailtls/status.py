@@ -59,11 +59,13 @@ class WiretapFiles:
 class LabStatus:
     """The description of a running lab (``status.json``).
 
-    ``servers`` maps ``postfix``/``dovecot`` to the versions of mail.lab.test's servers;
-    ``logs`` maps a host name to its Postfix log file on this machine.
+    ``debian`` is the generation of its servers (13: Postfix 3.10, Dovecot 2.4; 12: Postfix 3.7,
+    Dovecot 2.3; see mailtls.generations); ``servers`` maps ``postfix``/``dovecot`` to the versions
+    of mail.lab.test's servers; ``logs`` maps a host name to its Postfix log file on this machine.
     """
 
     backend: str  # containers, native or sim
+    debian: int  # 13 or 12
     ca_file: str
     services: tuple[Endpoint, ...]
     users: tuple[User, ...]
@@ -86,6 +88,7 @@ class LabStatus:
         """The reverse of ``to_json``; raises KeyError or TypeError on a file of another shape."""
         return cls(
             backend=described["backend"],
+            debian=int(described["debian"]),
             ca_file=described["ca_file"],
             services=tuple(Endpoint(**s) for s in described["services"]),
             users=tuple(User(**u) for u in described["users"]),
@@ -129,11 +132,13 @@ class LabState:
     """The backend's note of the running lab (``lab.json``).
 
     ``labs`` is the folder of configuration files it was started from (``reload`` reads the same
-    one); ``engine`` is the container engine (``podman`` or ``docker``) of a containers lab.
+    one); ``debian`` the generation it runs (13 or 12); ``engine`` is the container engine
+    (``podman`` or ``docker``) of a containers lab.
     """
 
     backend: str
     labs: str
+    debian: int
     engine: str | None = None
 
     def write(self, runtime: Path) -> None:

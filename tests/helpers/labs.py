@@ -11,6 +11,10 @@ from pathlib import Path
 
 from helpers.paths import LABS
 
+# Every lab the tests run, as BACKEND or BACKEND-debianNN: the native backend (this machine's own
+# generation), and the containers with each generation of Debian's servers (mailtls.generations).
+LAB_KINDS = ["native", "containers-debian13", "containers-debian12"]
+
 
 def scratch_labs(destination: Path) -> Path:
     """Copy labs/ into ``destination`` (made if missing, filled if it exists) and return it.
@@ -26,13 +30,15 @@ def scratch_labs(destination: Path) -> Path:
 def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
     """Replace text in a running lab's copy of labs/, reload, and restore and reload on the way out.
 
-    ``lab`` is the tests' ``LabUnderTest`` (``.labs``, ``.backend``); ``changes`` maps a file under
-    ``hosts/`` (``"mail/main.cf"``) to ``(old, new)`` pairs. Fails the test when ``old`` is not in
+    ``lab`` is the tests' ``LabUnderTest`` (``.labs``, ``.backend``, ``.config_file``); ``changes``
+    maps a host's file (``"mail/main.cf"``: the one the lab's generation runs, see
+    mailtls.generations.host_file) to ``(old, new)`` pairs. Fails the test when ``old`` is not in
     the file; the reload's ``LabError`` passes through.
     """
     originals = {}
     for name, replacements in changes.items():
-        path = lab.labs / "hosts" / name
+        host, _, file_name = name.partition("/")
+        path = lab.config_file(host, file_name)
         originals[path] = text = path.read_text()
         for old, new in replacements:
             assert old in text, f"{name} has no {old!r}"

@@ -39,10 +39,14 @@ def require_program(name: str, hint: str) -> str:
 
 def require_dovecot_23(what: str) -> None:
     """Skip (fail under CI) when this machine's Dovecot is not the 2.3 that ``what`` needs."""
-    from mailtls.backends.native import dovecot_generation_problem
+    from mailtls.errors import LabError
+    from mailtls.hostfiles import installed_generation
 
-    problem = dovecot_generation_problem()
-    require(problem is None, f"Dovecot 2.3 for {what}: {problem}")
+    try:
+        found = installed_generation().dovecot
+    except LabError as error:
+        found = str(error)
+    require(found == "2.3", f"Dovecot 2.3 for {what}: this machine has {found}")
 
 
 def require_backend(name: str) -> None:
@@ -51,7 +55,6 @@ def require_backend(name: str) -> None:
     if name == "native":
         for program in ("postfix", "dovecot", "ip"):
             require_program(program, "Debian packages postfix, dovecot-core, iproute2")
-        require_dovecot_23("the native lab")
     else:
         from mailtls.backends.containers import engine
 

@@ -19,6 +19,7 @@ from mailtls import runtime
 from mailtls.backends.readiness import wait_until_listening
 from mailtls.config import LabConfig
 from mailtls.errors import LabError
+from mailtls.generations import Generation, get
 from mailtls.hosts import Host
 from mailtls.status import LabStatus
 
@@ -59,7 +60,7 @@ class Backend(ABC):
         try:
             self.prepare(on_progress)
             on_progress("lab files: CA, certificates, users")
-            runtime.prepare(self.config, self.name, self.engine_name())
+            runtime.prepare(self.config, self.name, self.generation(), self.engine_name())
             self.start(on_progress)
             try:
                 closed = wait_until_listening(self.config, self.ready_timeout)
@@ -67,7 +68,7 @@ class Backend(ABC):
                 raise LabError(f"{error}{self.why_not_ready()}") from None
             for port in closed:
                 on_progress(f"not listening, as its files say: {port}")
-            status = runtime.describe(self.config, self.name, self.server_versions())
+            status = runtime.describe(self.config, self.name, self.generation(), self.server_versions())
             status.write(self.config.runtime)
         except BaseException:
             self.down()
@@ -89,6 +90,21 @@ class Backend(ABC):
     @abstractmethod
     def postfix_command(self, lab_host: Host, *command: str) -> subprocess.CompletedProcess:
         """Run a Postfix command (postsuper, postqueue, ...) on a host, with its configuration."""
+
+    def generation(self) -> Generation:
+        """The Debian generation of this backend's lab: the one the running lab recorded, else the
+        one it would start (``wanted_generation``)."""
+        state = runtime.state(self.config)
+        if state is not None and state.backend == self.name:
+            return get(state.debian)
+        return self.wanted_generation()
+
+    @abstractmethod
+    def wanted_generation(self) -> Generation:
+        """The generation ``up`` starts: the configuration's, or this backend's default.
+
+        Raises UnknownGeneration (a LabError) when this backend cannot run the one asked for.
+        """
 
     # -- The steps of up, for the subclasses -----------------------------------------------------
 

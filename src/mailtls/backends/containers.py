@@ -9,9 +9,14 @@ On a classroom host, student K's lab is the compose project ``mailtls-student-K`
 file, with its network (198.18.K.0/24), MAC addresses and published ports chosen by the
 variables this module passes to compose.
 
-No container registry is needed. The base image, ``debian:bookworm-slim``, is made here when
-it is missing, with ``debootstrap`` from the Debian mirror that apt on this machine uses; the
-image's own ``apt-get`` then installs Postfix and Dovecot from that same mirror.
+The lab runs one generation of Debian's servers (``mailtls.generations``): Debian 13 by default,
+or Debian 12 (``lab up --debian 12``). Each has its host image, ``localhost/mailtls-host:debian13``
+(or ``:debian12``), built from ``labs/images/host`` on ``debian:trixie-slim`` (or
+``debian:bookworm-slim``); compose.yaml picks it with ``MAILTLS_DEBIAN``.
+
+No container registry is needed. A base image is made here when it is missing, with
+``debootstrap`` from the Debian mirror that apt on this machine uses; the image's own ``apt-get``
+then installs Postfix and Dovecot from that same mirror.
 """
 
 from __future__ import annotations
@@ -31,11 +36,10 @@ from mailtls import debian, runtime
 from mailtls.backends.base import RELOAD_SETTLE, Backend, Progress
 from mailtls.config import LabConfig
 from mailtls.errors import ConfigurationRefused, LabError, NeedsRoot
+from mailtls.generations import DEFAULT, Generation
 from mailtls.hosts import HOSTS, MAIL, SHIPPED_LABS, Host
 from mailtls.process import run
 
-BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
-IMAGE = "localhost/mailtls-host:latest"
 SOURCE = Path(__file__).resolve().parents[2]  # src/, mounted into the wiretap's container
 
 
@@ -85,21 +89,27 @@ def compose_command(name: str) -> list[str]:
 # -- Images ---------------------------------------------------------------------------------------
 
 
-def ensure_base_image(name: str, labs: Path, on_progress: Progress) -> None:
-    """Make the Debian base image with debootstrap, from this machine's mirror, unless it exists."""
-    if run([name, "image", "inspect", BASE_IMAGE], check=False, env=engine_env(name, labs)).returncode == 0:
+def image_exists(name: str, image: str, labs: Path = SHIPPED_LABS) -> bool:
+    """Whether engine ``name`` has ``image`` locally."""
+    return run([name, "image", "inspect", image], check=False, env=engine_env(name, labs)).returncode == 0
+
+
+def ensure_base_image(name: str, generation: Generation, labs: Path, on_progress: Progress) -> None:
+    """Make ``generation``'s Debian base image with debootstrap, from this machine's mirror, unless it
+    exists. Raises LabError when debootstrap or a Debian mirror is missing, or the import fails."""
+    image = generation.base_image
+    if image_exists(name, image, labs):
         return
     if not shutil.which("debootstrap"):
-        raise LabError(f"{BASE_IMAGE} is missing and debootstrap is not installed "
-                       "(apt-get install debootstrap)")
-    on_progress(f"base image {BASE_IMAGE}: debootstrap from this machine's Debian mirror")
+        raise LabError(f"{image} is missing and debootstrap is not installed (apt-get install debootstrap)")
+    on_progress(f"base image {image}: debootstrap from this machine's Debian mirror")
     with tempfile.TemporaryDirectory(prefix="mailtls-base-") as scratch:
         root = Path(scratch) / "root"
         try:
             archive = debian.mirror("archive")
         except debian.NoDebianMirror as error:
-            raise LabError(f"{BASE_IMAGE} is missing and cannot be made: {error}") from None
-        run(["debootstrap", "--variant=minbase", "bookworm", str(root), archive])
+            raise LabError(f"{image} is missing and cannot be made: {error}") from None
+        run(["debootstrap", "--variant=minbase", generation.codename, str(root), archive])
         for trimmed in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
             for item in (root / trimmed).glob("*"):
                 if item.is_dir():
@@ -107,33 +117,51 @@ def ensure_base_image(name: str, labs: Path, on_progress: Progress) -> None:
                 elif item.name != "lock":
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        imported = subprocess.run([name, "import", "-", BASE_IMAGE], stdin=tar.stdout, capture_output=True,
+        imported = subprocess.run([name, "import", "-", image], stdin=tar.stdout, capture_output=True,
                                   text=True, env={**os.environ, **engine_env(name, labs)})
         tar.wait()
         if imported.returncode != 0:
-            raise LabError(f"importing the base image failed:\n{imported.stderr}")
+            raise LabError(f"importing the base image {image} failed:\n{imported.stderr}")
 
 
-def context_digest(context: Path) -> str:
-    """A fingerprint of an image's build context, stored as a label to know when to rebuild."""
+def context_digest(context: Path, *more: str) -> str:
+    """A fingerprint of an image's build context (and of ``more``, such as its base image), stored as
+    a label to know when to rebuild."""
     digest = hashlib.sha256()
     for path in sorted(context.rglob("*")):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for item in more:
+        digest.update(item.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def build_image(name: str, image: str, context: Path, what: str, on_progress: Progress, labs: Path) -> None:
-    """Build ``image`` from ``context`` unless the image was built from exactly these files."""
-    wanted = context_digest(context)
+def build_image(name: str, image: str, context: Path, what: str, on_progress: Progress, labs: Path,
+                build_args: dict[str, str] | None = None) -> None:
+    """Build ``image`` from ``context`` (with ``build_args``) unless it was built from exactly these."""
+    build_args = build_args or {}
+    wanted = context_digest(context, *(f"{k}={v}" for k, v in sorted(build_args.items())))
     inspected = run([name, "image", "inspect", "--format", "{{index .Config.Labels \"mailtls.context\"}}",
                      image], check=False, env=engine_env(name, labs))
     if inspected.returncode == 0 and inspected.stdout.strip() == wanted:
         return
     on_progress(f"image {image}: building ({what})")
     pull = ["--pull=never"] if name == "podman" else []  # FROM names the local base image
-    run([name, "build", *pull, "--label", f"mailtls.context={wanted}", "-t", image, str(context)],
+    arguments = [item for k, v in sorted(build_args.items()) for item in ("--build-arg", f"{k}={v}")]
+    run([name, "build", *pull, *arguments, "--label", f"mailtls.context={wanted}", "-t", image, str(context)],
         env=engine_env(name, labs))
+
+
+def ensure_host_image(name: str, generation: Generation, labs: Path = SHIPPED_LABS,
+                      on_progress: Progress = print) -> str:
+    """The lab hosts' image of ``generation`` (``localhost/mailtls-host:debian13``), made first when
+    missing or built from other files: its base image with debootstrap, then ``labs/images/host``.
+    Returns the image's name. Raises LabError (or CalledProcessError from the engine) on failure."""
+    ensure_base_image(name, generation, labs, on_progress)
+    build_image(name, generation.host_image, labs / "images" / "host",
+                f"{generation.label}, from Debian's packages",
+                on_progress, labs, {"BASE": generation.base_image})
+    return generation.host_image
 
 
 # -- The backend ----------------------------------------------------------------------------------
@@ -164,7 +192,8 @@ class ContainersBackend(Backend):
     def compose_env(self, name: str) -> dict[str, str]:
         """The variables compose.yaml reads, and the engine's settings."""
         return {"MAILTLS_FILES": str(self.config.runtime), "MAILTLS_SRC": str(SOURCE),
-                **self.lab_network_env(), **engine_env(name, self.config.labs)}
+                "MAILTLS_DEBIAN": str(self.generation().debian), **self.lab_network_env(),
+                **engine_env(name, self.config.labs)}
 
     def published_ports(self) -> dict[int, int]:
         """Where compose.yaml publishes mail.lab.test's ports on 127.0.0.1: {10025: 25, ...}, or 1K025...
@@ -210,12 +239,12 @@ class ContainersBackend(Backend):
     def engine_name(self) -> str | None:
         return self._engine
 
+    def wanted_generation(self) -> Generation:
+        return self.config.generation or DEFAULT
+
     def prepare(self, on_progress: Progress) -> None:
         assert self._engine is not None
-        labs = self.config.labs
-        ensure_base_image(self._engine, labs, on_progress)
-        build_image(self._engine, IMAGE, labs / "images" / "host", "Postfix and Dovecot from Debian",
-                    on_progress, labs)
+        ensure_host_image(self._engine, self.generation(), self.config.labs, on_progress)
 
     def start(self, on_progress: Progress) -> None:
         on_progress(f"containers: {', '.join(h.name for h in HOSTS)}")
@@ -248,7 +277,7 @@ class ContainersBackend(Backend):
             done = self.compose("exec", "-T", lab_host.short, "mailtls-host", "reload", check=False)
             if done.returncode != 0:
                 raise ConfigurationRefused(f"Postfix or Dovecot refuses the configuration of {lab_host.name} "
-                                           f"({lab_host.config_dir(labs)}):\n"
+                                           f"({lab_host.config_dir(labs)}, {self.generation().label}):\n"
                                            f"{(done.stderr + done.stdout).strip()}")
 
         with concurrent.futures.ThreadPoolExecutor() as pool:

@@ -7,6 +7,10 @@ in the machine's own namespace, which holds the gateway address: that is where t
 notebooks connect from (a different address from the servers', so Dovecot does not treat them
 as "secured" local clients).
 
+It runs this machine's own generation of Debian's servers (Debian 13: Postfix 3.10 and Dovecot
+2.4; Debian 12: 3.7 and 2.3), told by the installed Dovecot, and each host's files of that
+generation (``mailtls.generations.host_file``); another generation needs the containers.
+
 Every host runs the literal files under ``labs/hosts/<host>/``. They are copied to the host's
 runtime folder and only their paths are changed, with Postfix's own ``postconf -c DIR -e``
 (queue, data, log) and, for Dovecot, a two-line wrapper that ``!include``\\ s the file and then
@@ -23,7 +27,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pwd
-import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +37,11 @@ from mailtls import runtime
 from mailtls.backends.base import RELOAD_SETTLE, Backend, Progress
 from mailtls.backends.readiness import wait_for_wiretap
 from mailtls.errors import ConfigurationRefused, LabError, NeedsRoot
+from mailtls.generations import Generation, UnknownGeneration
 from mailtls.hostfiles import (
     copy_postfix_files,
     dovecot_refusal,
+    installed_generation,
     postfix_refusal,
     source_digest,
     stop_by_pid_file,
@@ -51,26 +56,6 @@ POSTFIX_PATHS = {
     "data_directory": "data",
     "maillog_file": "log/postfix.log",
 }
-
-
-def dovecot_generation_problem() -> str | None:
-    """Why this machine's Dovecot cannot run the lab's ``dovecot.conf``, or None when it can.
-
-    The lab's file is written for Dovecot 2.3 (Debian 12). Dovecot 2.4 (Debian 13) changed the
-    configuration language and refuses it: the file must begin with ``dovecot_config_version``,
-    and settings such as ``ssl_cert`` and ``disable_plaintext_auth`` were renamed
-    (https://doc.dovecot.org/2.4.0/installation/upgrade/2.3-to-2.4.html).
-    """
-    if shutil.which("dovecot") is None:
-        return "Dovecot is not installed (apt-get install dovecot-core dovecot-imapd)"
-    done = run(["dovecot", "--version"], check=False)
-    version = done.stdout.split()[0] if done.returncode == 0 and done.stdout.split() else "unknown"
-    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
-    if numbers and numbers < (2, 4):
-        return None
-    return (f"this machine has Dovecot {version}, and the lab's dovecot.conf is written for Dovecot 2.3 "
-            "(Debian 12): Dovecot 2.4 (Debian 13) refuses its settings. Run the lab in containers instead "
-            "(--backend containers), whose image is Debian 12")
 
 
 def wiretap_protocol(service: Service) -> str:
@@ -96,6 +81,16 @@ class NativeBackend(Backend):
         """The bridge's end of the host's link: its namespace's name, cut to Linux's 15 characters."""
         return self.config.namespace(lab_host)[:15]
 
+    def wanted_generation(self) -> Generation:
+        installed = installed_generation()
+        asked = self.config.generation
+        if asked is not None and asked != installed:
+            raise UnknownGeneration(
+                f"the native backend runs this machine's own servers, {installed.label}, not Debian "
+                f"{asked.debian}'s: run Debian {asked.debian} in containers "
+                f"(`python -m mailtls lab up --backend containers --debian {asked.debian}`)")
+        return installed
+
     def preflight(self) -> None:
         if sys.platform != "linux":
             raise NeedsRoot("the native backend needs Linux (network namespaces)")
@@ -108,9 +103,7 @@ class NativeBackend(Backend):
                 "missing programs: " + ", ".join(missing) + ". Install Debian's packages: "
                 "apt-get install postfix dovecot-core dovecot-imapd iproute2 (or run `make test` as root)"
             )
-        refusal = dovecot_generation_problem()
-        if refusal:
-            raise LabError(refusal)
+        self.wanted_generation()  # this machine's, and the one asked for
         taken = run(["ip", "-o", "-4", "addr", "show"]).stdout
         if f" {self.config.gateway}/" in taken and self.config.bridge not in taken:
             raise LabError(f"the lab network {self.config.network} is already used on this machine: "
@@ -180,7 +173,7 @@ class NativeBackend(Backend):
         base = self.config.host_runtime(lab_host)
         config = target or base / "postfix"
         source_dir = lab_host.config_dir(self.labs_in_use())
-        copy_postfix_files(source_dir, config, self.config.for_this_lab)
+        copy_postfix_files(source_dir, config, self.generation(), self.config.for_this_lab)
         settings = [f"{name}={base / path}" for name, path in POSTFIX_PATHS.items()]
         settings.append(f"maillog_file_prefixes={base / 'log'}")
         # Lookup tables named with /etc/postfix/ are this host's copies (where they will run from,
@@ -204,7 +197,7 @@ class NativeBackend(Backend):
 
     def source_digest(self, lab_host: Host) -> str:
         """A fingerprint of the host's Postfix files under labs/, to tell whether they changed."""
-        return source_digest(lab_host.config_dir(self.labs_in_use()))
+        return source_digest(lab_host.config_dir(self.labs_in_use()), self.generation())
 
     def installed_digest(self, lab_host: Host) -> str:
         stamp = self.config.host_runtime(lab_host) / "postfix" / "source.sha256"
@@ -231,7 +224,7 @@ class NativeBackend(Backend):
             (base / folder).mkdir(parents=True, exist_ok=True)
         (host_runtime / "log").mkdir(parents=True, exist_ok=True)
         wrapper = base / "dovecot.conf"
-        source = lab_host.config_dir(self.labs_in_use()) / "dovecot.conf"
+        source = lab_host.config_file(self.labs_in_use(), "dovecot.conf", self.generation())
         included = source
         if self.config.for_this_lab(source.read_text()) != source.read_text():  # a student's lab: its paths
             included = base / "lab.conf"

@@ -107,7 +107,8 @@ class SimLab:
 
     def write_status(self) -> None:
         """Describe the simulated lab in ``status.json``, as the real lab's backends do."""
-        runtime.describe(SIMULATED, "sim", versions(self.generation), self.files).write(self.files)
+        runtime.describe(SIMULATED, "sim", self.generation, versions(self.generation),
+                         self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
