@@ -14,8 +14,9 @@ per server version into ``src/mailtls/sim/names/`` (package data, names only, on
   settings are flat (the listeners' are ``inet_listener_port``, a passdb's ``passdb_driver``);
   a name that opens a list (``import_environment {``) ends in ``/``.
 
-Each generation's binaries are the image ``localhost/mailtls-host:debianNN`` (run with
-``podman run --rm --entrypoint ...``), or this machine's own when it runs that generation.
+Each generation's binaries are this machine's own when they are of that generation (``dovecot
+--version``, ``postconf -d -h mail_version``), else those of the image
+``localhost/mailtls-host:debianNN`` (run with ``podman run --rm --entrypoint sh ...``).
 ``python tools/server_names.py`` writes the lists; ``--check`` only compares (exit status 1 on a
 difference). ``tests/test_sim.py`` regenerates them the same way when the binaries are there.
 """
@@ -76,11 +77,12 @@ def image_runner(image: str) -> Runner:
 
 def runner(generation: Generation) -> Runner | None:
     """How to run ``generation``'s binaries here, or None when this machine has neither."""
-    try:
-        if generations.of_machine() == generation and shutil.which("doveconf") and shutil.which("postconf"):
+    if all(shutil.which(program) for program in ("dovecot", "doveconf", "postconf")):
+        dovecot = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout
+        postfix = subprocess.run(["postconf", "-d", "-h", "mail_version"], capture_output=True,
+                                 text=True).stdout
+        if dovecot.startswith(generation.dovecot + ".") and postfix.startswith(generation.postfix + "."):
             return local_runner
-    except generations.UnknownGeneration:
-        pass
     if shutil.which("podman") and subprocess.run(["podman", "image", "exists", generation.host_image],
                                                  capture_output=True).returncode == 0:
         return image_runner(generation.host_image)
