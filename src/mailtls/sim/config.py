@@ -3,7 +3,10 @@
 The simulated lab has no configuration of its own: every setting it obeys comes from the same
 ``labs/hosts/HOST/`` files the real servers run. This module reads ``main.cf`` (``name = value``,
 indented continuation lines, ``$name`` expansion), the ``-o`` overrides of each ``master.cf``
-service, lookup tables (texthash and inline) and the few Dovecot settings the course teaches.
+service, lookup tables (texthash and inline) and the few Dovecot settings the course teaches,
+in Dovecot 2.4's language (Debian 13) or 2.3's (Debian 12). Like the real ``doveconf``, it
+refuses a ``dovecot.conf`` with a setting its Dovecot does not know, with doveconf's words; the
+names each version knows are package data (``names/``), made by ``tools/server_names.py``.
 """
 
 from __future__ import annotations
