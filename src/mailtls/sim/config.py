@@ -219,7 +219,7 @@ def setting_names(server: str, version: str) -> frozenset[str]:
     ``2.4``), as ``tools/server_names.py`` took them from the real binaries (see its docstring
     for the shapes: Dovecot 2.3's are paths of section types, ``service/inet_listener/port``).
     Raises FileNotFoundError for a version the package has no list of."""
-    text = resources.files("mailtls.sim").joinpath("names", f"{server}-{version}.txt").read_text()
+    text = (resources.files("mailtls.sim") / "names" / f"{server}-{version}.txt").read_text()
     return frozenset(text.split())
 
 
