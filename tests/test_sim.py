@@ -2,21 +2,28 @@
 
 - Every notebook, in both languages, runs against the simulated lab (no root, no engine needed).
 - Property-based tests feed the simulated servers random input: they always answer, never raise.
-- A differential test plays the same scripted conversations against the real lab and the
-  simulated one and compares, step by step, reply codes, enhanced status codes and texts,
-  capability lists and TLS success or failure. Every step must match, except the differences
-  listed in ``KNOWN_DIFFERENCES`` (the site's page on the simulated lab lists the same ones).
+- Both generations are simulated (Debian 13: Postfix 3.10, Dovecot 2.4; Debian 12: Postfix 3.7,
+  Dovecot 2.3), and each one's ``dovecot.conf`` is refused by the other's Dovecot, with the words
+  the real ``doveconf`` says (compared with it where its binaries are on this machine).
+- A differential test plays the same scripted conversations against the real lab of each
+  generation and the simulated one of the same generation and compares, step by step, reply
+  codes, enhanced status codes and texts, capability lists and TLS success or failure. Every
+  step must match, except the differences listed in ``KNOWN_DIFFERENCES`` (the site's page on
+  the simulated lab lists the same ones).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import importlib.util
 import os
 import re
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import pytest
@@ -24,9 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from course import LANGUAGES, ROOT, notebook_names, run_notebook
-from mailtls import maillog, smtp_reply
+from mailtls import generations, maillog, smtp_reply
 from mailtls.config import LabConfig
-from mailtls.hosts import host
+from mailtls.generations import BOOKWORM, GENERATIONS, TRIXIE, Generation
+from mailtls.hosts import MAIL, SHIPPED_LABS, host
 
 NAMES = notebook_names()
 
@@ -48,16 +56,31 @@ def test_notebook_runs_on_the_simulated_lab(name: str, language: str, engine: st
 # -- Random input never crashes the simulated servers ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim_lab(tmp_path_factory):
-    """A simulated lab whose network is reachable only through ``network.open_connection``."""
-    from mailtls.sim import network
+_sim_labs: dict[int, object] = {}
+
+
+def simulated_lab_of(generation: Generation, tmp_path_factory: pytest.TempPathFactory):
+    """The simulated lab of ``generation`` (one of each per test run), the one its network reaches
+    now; reachable only through ``network.open_connection``."""
     from mailtls.sim.lab import SimLab
 
     saved = socket.create_connection
-    lab = SimLab(files=tmp_path_factory.mktemp("sim"))
+    lab = _sim_labs.get(generation.debian)
+    if lab is None:
+        lab = _sim_labs[generation.debian] = SimLab(files=tmp_path_factory.mktemp(f"sim-{generation.folder}"),
+                                                     generation=generation)
+    else:
+        lab.activate()
     socket.create_connection = saved  # the real lab's tests in this run must reach the real lab
-    yield lab
+    return lab
+
+
+@pytest.fixture(params=GENERATIONS, ids=lambda g: g.folder)
+def sim_lab(request, tmp_path_factory):
+    """A simulated lab of each generation in turn."""
+    from mailtls.sim import network
+
+    yield simulated_lab_of(request.param, tmp_path_factory)
     network.clear()
 
 
@@ -73,7 +96,8 @@ lines = st.one_of(
     st.binary(max_size=300),
     st.sampled_from([b"EHLO x", b"HELO", b"MAIL FROM:<a@lab.test>", b"RCPT TO:<alice@lab.test>", b"DATA",
                      b".", b"AUTH PLAIN", b"AUTH LOGIN", b"AUTH PLAIN !!!", b"STARTTLS", b"RSET", b"QUIT",
-                     b"*", b"a LOGIN alice x", b"b AUTHENTICATE PLAIN", b"c SELECT INBOX",
+                     b"*", b"a LOGIN alice x", b"b AUTHENTICATE PLAIN", b"b AUTHENTICATE LOGIN", b"YQ==",
+                     b"c SELECT INBOX",
                      b"d FETCH 1 (RFC822)", b"x" * 5000]),
 ).map(lambda line: line + b"\r\n")
 
@@ -97,11 +121,9 @@ def test_smtpd_answers_any_input(sim_lab, conversation: list[bytes], port: int, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(lines, max_size=30), st.sampled_from([143, 993]))
 def test_imapd_answers_any_input(sim_lab, conversation: list[bytes], port: int) -> None:
-    from mailtls.sim.config import DovecotConfig
     from mailtls.sim.imapd import ImapSession
 
-    config = DovecotConfig.read(ROOT / "labs" / "hosts" / "mail" / "dovecot.conf")
-    session = ImapSession(config, port, sim_lab.authenticate, sim_lab.mailbox)
+    session = ImapSession(sim_lab.dovecot["mail.lab.test"], port, sim_lab.authenticate, sim_lab.mailbox)
     assert session.greeting().startswith(b"* OK [CAPABILITY ")
     for line in conversation:
         reply = session.receive(line)
@@ -247,7 +269,8 @@ SCENARIOS = [
         "EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<x@example.org>", "RCPT TO:<none@legacy.lab.test>",
         "QUIT"]),
     Scenario("imap on 143", "mail.lab.test", 143, [
-        "a CAPABILITY", "b LOGIN {alice} x", "c AUTHENTICATE PLAIN", "d FOO", "e NOOP", "f SELECT INBOX",
+        "a CAPABILITY", "b LOGIN {alice} x", "c AUTHENTICATE PLAIN", "c2 AUTHENTICATE LOGIN",
+        "c3 AUTHENTICATE FOO", "d FOO", "e NOOP", "f SELECT INBOX",
         "g STARTTLS", "h CAPABILITY", "i LOGIN {alice} wrong", "j LOGIN {alice} {password}", "k NOOP",
         "l LOGOUT"]),
     Scenario("imaps on 993", "mail.lab.test", 993, [
@@ -260,8 +283,10 @@ SCENARIOS = [
         "QUIT"]),
     Scenario("over-long IMAP line", "mail.lab.test", 143, ["a NOOP", f"b {'x' * 3000}", "c NOOP"]),
     Scenario("IMAP mistakes", "mail.lab.test", 993, [
-        "a AUTHENTICATE PLAIN", "!!!", "b AUTHENTICATE PLAIN", "*", "c LOGIN", "d SELECT INBOX", "e LOGOUT"],
-        implicit_tls=True),
+        "a AUTHENTICATE PLAIN", "!!!", "b AUTHENTICATE PLAIN", "*", "b2 AUTHENTICATE LOGIN", "*",
+        "b3 AUTHENTICATE FOO", "c LOGIN", "d SELECT INBOX", "e LOGOUT"], implicit_tls=True),
+    Scenario("IMAP LOGIN mechanism", "mail.lab.test", 993, [
+        "a AUTHENTICATE LOGIN", "{login64}", "{password64}", "b LOGOUT"], implicit_tls=True),
 ]
 
 # (scenario, step) -> why the simulated lab answers differently. Keep in step with the site's page
@@ -339,11 +364,16 @@ def normalise(text: str) -> str:
 
 @pytest.mark.lab
 @pytest.mark.parametrize("engine", ["ssl", "tlslite"])
-def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, record_property,
-                                                   request) -> None:
-    """Fidelity with either TLS engine: the ``ssl`` module (CPython) or tlslite-ng (the browser's)."""
+def test_the_simulated_lab_answers_as_the_real_one(lab, engine: str, record_property, request,
+                                                   tmp_path_factory) -> None:
+    """Fidelity with either TLS engine: the ``ssl`` module (CPython) or tlslite-ng (the browser's).
+
+    The real lab of each generation (``lab.debian``) against the simulated lab of the same one.
+    """
     from mailtls.sim import network, tls
 
+    sim_lab = simulated_lab_of(generations.get(lab.debian), tmp_path_factory)
+    request.addfinalizer(network.clear)
     previous = tls.use(engine)
     request.addfinalizer(lambda: tls.use(previous))
 
@@ -368,6 +398,257 @@ def test_the_simulated_lab_answers_as_the_real_one(lab, sim_lab, engine: str, re
                               f"  real: {real_reply!r}\n  sim:  {sim_reply!r}")
         assert len(real) == len(simulated), f"{scenario.name}: the conversations differ in length"
     record_property("fidelity", f"{matched}/{compared}")
-    print(f"\nfidelity on the {lab.backend_name} lab with {engine}: {matched} of {compared} steps match")
+    print(f"\nfidelity on the {lab.backend_name} lab (Debian {lab.debian}) with {engine}: "
+          f"{matched} of {compared} steps match")
     assert not mismatches, "\n".join(mismatches)
     assert os.environ.get("MAILTLS_BACKEND") != "sim"
+
+
+# -- Each generation's servers, from their own binaries --------------------------------------------
+
+
+def server_names_tool():
+    """``tools/server_names.py``, which asks the real binaries for their setting names."""
+    spec = importlib.util.spec_from_file_location("server_names", ROOT / "tools" / "server_names.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def binaries(generation: Generation):
+    """How to run ``generation``'s postconf and doveconf here (see the tool); skips without them."""
+    run = server_names_tool().runner(generation)
+    if run is None:
+        pytest.skip(f"no {generation.label} binaries on this machine (no {generation.host_image})")
+    return run
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_the_setting_names_are_the_binaries(generation: Generation) -> None:
+    """The package's name lists are what ``postconf -d`` and ``doveconf`` of that generation say now."""
+    tool = server_names_tool()
+    for name, found in tool.lists(generation, binaries(generation)).items():
+        assert (tool.NAMES / name).read_text().split() == found, f"run tools/server_names.py: {name} changed"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_postfix_defaults_are_the_binaries(generation: Generation) -> None:
+    """Every default the simulation uses is ``postconf -d``'s, for either Postfix (the few that
+    are expressions there are given evaluated; the expression must still name the value)."""
+    from mailtls.sim.config import EVALUATED_DEFAULTS, POSTFIX_DEFAULTS
+
+    tool = server_names_tool()
+    text = tool.output(binaries(generation), "postconf", ["-d", *POSTFIX_DEFAULTS])
+    real = {name.strip(): value.strip()
+            for name, _, value in (line.partition("=") for line in text.splitlines())}
+    assert set(real) == set(POSTFIX_DEFAULTS)
+    differ = {n: (v, real[n]) for n, v in POSTFIX_DEFAULTS.items()
+              if v != real[n] and n not in EVALUATED_DEFAULTS}
+    assert not differ
+    assert all(POSTFIX_DEFAULTS[n] in real[n] or real[n] == "$virtual_mailbox_maps"
+               for n in EVALUATED_DEFAULTS)
+
+
+def test_the_lab_s_postfix_settings_exist_in_both_generations() -> None:
+    """Every main.cf name and master.cf ``-o`` name of the lab's hosts is a parameter of Postfix 3.7
+    and of 3.10 (``postconf -d``'s lists); a misspelt or removed name would be silently unused."""
+    from mailtls.sim.config import read_main_cf, read_master_cf, setting_names
+
+    for generation in GENERATIONS:
+        known = setting_names("postfix", generation.postfix)
+        unknown = []
+        for folder in sorted((SHIPPED_LABS / "hosts").iterdir()):
+            main = generations.host_file(folder, "main.cf", generation)
+            master = generations.host_file(folder, "master.cf", generation)
+            names = set(read_main_cf(main.read_text())) if main.exists() else set()
+            for service in read_master_cf(master.read_text()) if master.exists() else []:
+                names |= set(service.overrides)
+            unknown += [f"{folder.name}: {n}" for n in sorted(names - known)]
+        assert not unknown, f"{generation.label}: {unknown}"
+
+
+VERSION_LINES = "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
+# Files for doveconf, in either language: each generation's Dovecot accepts or refuses each one.
+DOVECONF_CASES = {
+    "the lab's 2.4 file": (SHIPPED_LABS / "hosts" / "mail" / "debian13" / "dovecot.conf").read_text(),
+    "the lab's 2.3 file": (SHIPPED_LABS / "hosts" / "mail" / "debian12" / "dovecot.conf").read_text(),
+    "2.4 settings without the version first": "ssl = yes\n",
+    "the version after a comment and a setting": "# TLS\n\nssl = yes\n" + VERSION_LINES,
+    "no storage version": "dovecot_config_version = 2.4.0\nssl = yes\n",
+    "2.3's certificate": VERSION_LINES + "ssl_cert = </etc/ssl/certs/x.pem\n",
+    "2.3's disable_plaintext_auth": VERSION_LINES + "disable_plaintext_auth = yes\n",
+    "2.3's mail_location": VERSION_LINES + "mail_location = maildir:~/Maildir\n",
+    "a passdb without a name": VERSION_LINES + "passdb {\n  driver = passwd-file\n}\n",
+    "2.3's args in a named passdb": VERSION_LINES + "passdb passwd-file {\n  args = /run/users\n}\n",
+    "2.4's fields": VERSION_LINES + "userdb static {\n  fields {\n    uid = mail\n  }\n}\n",
+    "2.3's address in a listener": VERSION_LINES + "service imap-login {\n  inet_listener imap {\n"
+                                                   "    address = 127.0.0.1\n  }\n}\n",
+    "a misspelt service setting": VERSION_LINES + "service imap-login {\n  proces_limit = 1\n}\n",
+    "an unknown section": VERSION_LINES + "foo {\n}\n",
+    "a misspelt setting in a protocol": VERSION_LINES + "protocol imap {\n  imap_capabilty = x\n}\n",
+    "2.4's names": VERSION_LINES + "ssl_server_cert_file = /x.pem\nauth_allow_cleartext = yes\n",
+    "2.3: a named passdb": "passdb passwd-file {\n  driver = passwd-file\n}\n",
+    "2.3: 2.4's fields": "userdb {\n  driver = static\n  fields {\n    uid = 8\n  }\n}\n",
+    "2.3: 2.4's listen in a listener": "service imap-login {\n  inet_listener imap {\n    listen = 1.2.3.4\n"
+                                        "  }\n}\n",
+    "2.3: auth_allow_cleartext": "ssl = yes\nauth_allow_cleartext = no\n",
+    "2.3: an unknown section": "foo {\n}\n",
+    "2.3: a misspelt setting in a protocol": "protocol imap {\n  imap_capabilty = x\n}\n",
+    "2.3: the old names": "ssl_cert = </x.pem\ndisable_plaintext_auth = no\nmail_location = maildir:~/M\n",
+}
+
+
+def sim_verdict(text: str, generation: Generation, folder: Path) -> str:
+    """What the simulated Dovecot says of a file: ``ok``, or doveconf's Fatal line (file: FILE)."""
+    from mailtls.sim.config import DovecotConfig, DovecotRefused
+
+    path = folder / "dovecot.conf"
+    path.write_text(text)
+    try:
+        DovecotConfig.read(path, generation)
+    except DovecotRefused as refusal:
+        return str(refusal).replace(str(path), "FILE")
+    return "ok"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_the_simulated_dovecot_refuses_what_doveconf_refuses(generation: Generation, tmp_path) -> None:
+    """Each file of DOVECONF_CASES through the real ``doveconf -n -c FILE`` of the generation and
+    through the simulation: the same verdict, word for word."""
+    run = binaries(generation)
+    differ = []
+    for name, text in DOVECONF_CASES.items():
+        done = run("doveconf", ["-n"], text)
+        fatal = [line for line in done.stderr.splitlines() if "Fatal:" in line]
+        real = re.sub(r"file \S+ line", "file FILE line", fatal[0]) if fatal else "ok"
+        assert (done.returncode == 0) == (real == "ok"), done.stderr
+        simulated_ = sim_verdict(text, generation, tmp_path)
+        if simulated_ != real:
+            differ.append(f"{name}:\n  real: {real}\n  sim:  {simulated_}")
+    assert not differ, "\n".join(differ)
+
+
+def test_each_generation_refuses_the_other_s_dovecot_conf(tmp_path) -> None:
+    """Dovecot 2.4 refuses a 2.3 file at its first setting, 2.3 refuses 2.4's first line (measured
+    with doveconf 2.4.1 and 2.3.19.1: the cases above), and so does the simulated mail host."""
+    from mailtls.sim.config import DovecotRefused
+    from mailtls.sim.lab import SimLab
+
+    assert sim_verdict(DOVECONF_CASES["the lab's 2.3 file"], TRIXIE, tmp_path) == (
+        "doveconf: Fatal: Error in configuration file FILE line 10: "
+        "The first setting must be dovecot_config_version")
+    assert sim_verdict(DOVECONF_CASES["the lab's 2.4 file"], BOOKWORM, tmp_path) == (
+        "doveconf: Fatal: Error in configuration file FILE line 12: Unknown setting: dovecot_config_version")
+    assert sim_verdict(DOVECONF_CASES["the lab's 2.4 file"], TRIXIE, tmp_path) == "ok"
+    assert sim_verdict(DOVECONF_CASES["the lab's 2.3 file"], BOOKWORM, tmp_path) == "ok"
+    labs = tmp_path / "labs"
+    (labs / "hosts").mkdir(parents=True)
+    for folder in (SHIPPED_LABS / "hosts").iterdir():
+        (labs / "hosts" / folder.name).symlink_to(folder)
+    mail = labs / "hosts" / "mail"
+    mail.unlink()
+    (mail / "debian13").mkdir(parents=True)
+    for item in (SHIPPED_LABS / "hosts" / "mail").iterdir():
+        if item.is_file():
+            (mail / item.name).symlink_to(item)
+    (mail / "debian13" / "dovecot.conf").write_text(DOVECONF_CASES["the lab's 2.3 file"])
+    with pytest.raises(DovecotRefused) as refused:
+        SimLab(labs, tmp_path / "files", generation=TRIXIE)
+    assert str(refused.value) == ("doveconf: Fatal: Error in configuration file "
+                                  f"{mail / 'debian13' / 'dovecot.conf'} line 10: "
+                                  "The first setting must be dovecot_config_version")
+
+
+# Measured on Debian's packages, each with the lab's dovecot.conf of its generation changed in one
+# setting: Dovecot 2.4.1 (Debian 13) and 2.3.19.1 (Debian 12), on port 143 before STARTTLS.
+ALERT_24 = ("* BAD [ALERT] cleartext authentication not allowed without SSL/TLS, but your client did it "
+            "anyway. If anyone was listening, the password was exposed.")
+ALERT_23 = ALERT_24.replace("* BAD [ALERT] cleartext", "* BAD [ALERT] Plaintext")
+MEASURED_BEFORE_TLS = {
+    ("ssl = required", 13): [
+        ("a CAPABILITY", "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE SASL-IR LITERAL+ STARTTLS "
+                         "LOGINDISABLED"),
+        ("b LOGIN alice@lab.test x", ALERT_24 + "\nb NO [PRIVACYREQUIRED] Cleartext authentication "
+                                                "disallowed on non-secure (SSL/TLS) connections."),
+        ("c AUTHENTICATE PLAIN", "c NO [PRIVACYREQUIRED] Authentication disallowed on non-secure (SSL/TLS) "
+                                 "connections."),
+        ("d AUTHENTICATE FOO", "d NO [PRIVACYREQUIRED] Authentication disallowed on non-secure (SSL/TLS) "
+                               "connections."),
+    ],
+    ("ssl = required", 12): [
+        ("a CAPABILITY", "* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS "
+                         "LOGINDISABLED"),
+        ("b LOGIN alice@lab.test x", ALERT_23 + "\nb NO [PRIVACYREQUIRED] Plaintext authentication "
+                                                "disallowed on non-secure (SSL/TLS) connections."),
+        ("c AUTHENTICATE PLAIN", "c NO [PRIVACYREQUIRED] Authentication not allowed until SSL/TLS is "
+                                 "enabled."),
+        ("d AUTHENTICATE FOO", "d NO [PRIVACYREQUIRED] Authentication not allowed until SSL/TLS is "
+                               "enabled."),
+    ],
+    ("cleartext allowed", 13): [
+        ("a CAPABILITY", "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE SASL-IR LITERAL+ STARTTLS "
+                         "AUTH=PLAIN AUTH=LOGIN"),
+        ("b LOGIN alice@lab.test x", "b NO [AUTHENTICATIONFAILED] Authentication failed."),
+        ("c AUTHENTICATE PLAIN", "+ "),
+        ("*", "c BAD Authentication aborted by client."),
+        ("d AUTHENTICATE FOO", "d NO [ALERT] Unsupported authentication mechanism."),
+    ],
+    ("cleartext allowed", 12): [
+        ("a CAPABILITY", "* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS "
+                         "AUTH=PLAIN AUTH=LOGIN"),
+        ("b LOGIN alice@lab.test x", "b NO [AUTHENTICATIONFAILED] Authentication failed."),
+        ("c AUTHENTICATE PLAIN", "+ "),
+        ("*", "c BAD Authentication aborted by client."),
+        ("d AUTHENTICATE FOO", "d NO [ALERT] Unsupported authentication mechanism."),
+    ],
+}
+
+
+@pytest.mark.parametrize(("variant", "debian"), list(MEASURED_BEFORE_TLS))
+def test_dovecot_settings_the_lab_does_not_run_answer_as_measured(variant: str, debian: int) -> None:
+    """``ssl = required`` and cleartext allowed (``auth_allow_cleartext = yes``, 2.3's
+    ``disable_plaintext_auth = no``): the real lab runs neither, so the real servers' answers
+    were measured once and are kept here (the other answers are the differential test's)."""
+    from mailtls.sim.config import DovecotConfig
+    from mailtls.sim.imapd import ImapSession
+
+    generation = generations.get(debian)
+    config = DovecotConfig.read(MAIL.config_file(SHIPPED_LABS, "dovecot.conf", generation), generation)
+    changed = {"ssl": "required"} if variant == "ssl = required" else {"cleartext_allowed": True}
+    session = ImapSession(dataclasses.replace(config, **changed), 143, lambda login, password: False,
+                          lambda login: [])
+    for line, expected in MEASURED_BEFORE_TLS[(variant, debian)]:
+        answer = session.receive(line.encode() + b"\r\n").data.decode().rstrip("\r\n").split("\r\n")
+        assert "\n".join(answer[:-1] if line == "a CAPABILITY" else answer) == expected, line
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_connect_simulates_the_generation_it_is_told(generation: Generation, monkeypatch) -> None:
+    """``MAILTLS_SIM_DEBIAN`` (read by ``connect()``): the servers of that Debian, by their greetings
+    (Dovecot 2.4.1 ``Dovecot ready.``, 2.3.19.1 ``Dovecot (Debian) ready.``, measured) and versions."""
+    import imaplib
+
+    from mailtls import lab as lab_module
+
+    monkeypatch.setattr(socket, "create_connection", socket.create_connection)  # restored afterwards
+    lab = lab_module.connect(backend="sim", environ={"MAILTLS_SIM_DEBIAN": str(generation.debian)})
+    assert lab.debian == generation.debian
+    assert lab.servers == {"postfix": f"{generation.postfix} (simulated)",
+                           "dovecot": f"{generation.dovecot} (simulated)"}
+    imap = imaplib.IMAP4("mail.lab.test", 143, timeout=10)
+    greeting = imap.welcome.decode()
+    imap.logout()
+    expected = "] Dovecot ready." if generation.dovecot == "2.4" else "] Dovecot (Debian) ready."
+    assert greeting.endswith(expected)
+    with pytest.raises(generations.UnknownGeneration):
+        lab_module.connect(backend="sim", environ={"MAILTLS_SIM_DEBIAN": "11"})
+
+
+def test_the_default_generation_is_debian_13(monkeypatch) -> None:
+    from mailtls.lab import simulated_lab
+
+    monkeypatch.setattr(socket, "create_connection", socket.create_connection)
+    assert simulated_lab(generation=13).generation == TRIXIE
+    from mailtls.sim.lab import SimLab
+
+    assert SimLab.__init__.__defaults__[-1] is None and generations.DEFAULT == TRIXIE

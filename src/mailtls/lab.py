@@ -26,9 +26,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mailtls import generations
 from mailtls.config import LabConfig
 from mailtls.errors import NoLabUp as LabNotRunning  # the notebooks' name for it
 from mailtls.errors import UnknownHost
+from mailtls.generations import Generation
 from mailtls.status import Endpoint, LabStatus, User
 from mailtls.wiretap import Mode, read_transcript
 
@@ -121,12 +123,14 @@ def connect(runtime: Path | None = None, backend: str | None = None,
     ``environ`` (this process's environment) names: the single lab, or student K's with
     ``MAILTLS_STUDENT=K``. With ``backend="sim"`` (or ``MAILTLS_BACKEND=sim``, or always in the
     browser, where Python has no sockets to reach a real lab) the lab is simulated in this
-    process instead. Raises LabNotRunning when no lab is up.
+    process instead, of the generation ``MAILTLS_SIM_DEBIAN`` names (13 or 12; by default
+    Debian 13). Raises LabNotRunning when no lab is up, UnknownGeneration for another release.
     """
     environ = os.environ if environ is None else environ
     backend = backend or environ.get("MAILTLS_BACKEND") or ("sim" if sys.platform == "emscripten" else None)
     if backend == "sim":
-        runtime = simulated_lab(environ.get("MAILTLS_SIM_TLS")).files
+        debian = environ.get("MAILTLS_SIM_DEBIAN") or None
+        runtime = simulated_lab(environ.get("MAILTLS_SIM_TLS"), debian).files
     config = LabConfig.from_environment(environ)
     status = LabStatus.read(runtime or config.runtime)
     if status is None:
@@ -139,21 +143,27 @@ def connect(runtime: Path | None = None, backend: str | None = None,
 _simulated = None
 
 
-def simulated_lab(tls_engine: str | None = None):
+def simulated_lab(tls_engine: str | None = None, generation: Generation | int | str | None = None):
     """This process's simulated lab, started on first use (see ``mailtls.sim``).
 
     ``tls_engine`` (``ssl`` or ``tlslite``; ``MAILTLS_SIM_TLS`` for ``connect``) chooses how the
     simulation does TLS from now on; by default ``ssl``, and tlslite-ng in the browser.
+    ``generation`` (a :class:`~mailtls.generations.Generation`, or its Debian release 13 or 12;
+    ``MAILTLS_SIM_DEBIAN`` for ``connect``) is the Debian whose servers it simulates, by default
+    Debian 13; asking for another generation than the running simulation's starts a new one.
+    Raises UnknownGeneration for a release the lab has no files for.
     """
     global _simulated
     from mailtls.sim import tls
 
     if tls_engine:
         tls.use(tls_engine)
-    if _simulated is None:
+    if generation is not None and not isinstance(generation, Generation):
+        generation = generations.get(generation)
+    if _simulated is None or (generation is not None and generation != _simulated.generation):
         from mailtls.sim.lab import SimLab
 
-        _simulated = SimLab()
+        _simulated = SimLab(generation=generation)
     return _simulated
 
 

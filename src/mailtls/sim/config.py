@@ -3,18 +3,32 @@
 The simulated lab has no configuration of its own: every setting it obeys comes from the same
 ``labs/hosts/HOST/`` files the real servers run. This module reads ``main.cf`` (``name = value``,
 indented continuation lines, ``$name`` expansion), the ``-o`` overrides of each ``master.cf``
-service, lookup tables (texthash and inline) and the few Dovecot settings the course teaches.
+service, lookup tables (texthash and inline) and the few Dovecot settings the course teaches,
+in Dovecot 2.4's language (Debian 13) or 2.3's (Debian 12). Like the real ``doveconf``, it
+refuses a ``dovecot.conf`` with a setting its Dovecot does not know, with doveconf's words; the
+names each version knows are package data (``names/``), made by ``tools/server_names.py``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
+from mailtls.errors import LabError
 from mailtls.generations import DEFAULT, Generation, host_file
 
-# Postfix's built-in defaults for the settings the simulation reads (postconf -d, Postfix 3.7).
+# Postfix's built-in defaults for the settings the simulation reads: ``postconf -d`` of Postfix
+# 3.7.11 (Debian 12) and 3.10.13 (Debian 13) give the same values for all of them (tests/test_sim.py
+# compares them when the binaries are there). Three are expressions there, given here as they
+# evaluate with the lab's ``compatibility_level`` (3.6, set in every main.cf; >= 2 is what
+# counts): smtpd_relay_restrictions and relay_domains (``${{$compatibility_level} <level {N} ?
+# ...}``) and syslog_name (``${multi_instance_name?...:{postfix}}``). virtual_mailbox_domains is
+# ``$virtual_mailbox_maps`` there; every lab host that has virtual mailboxes sets both.
+# Debian's "(Debian/GNU)" or "(Debian)" after the banner is not a built-in default: Debian's
+# package writes it into main.cf, and the lab's main.cf files say it themselves.
 POSTFIX_DEFAULTS = {
     "mail_name": "Postfix",
     "smtpd_banner": "$myhostname ESMTP $mail_name",
@@ -37,6 +51,7 @@ POSTFIX_DEFAULTS = {
     "relay_transport": "relay",
     "syslog_name": "postfix",
 }
+EVALUATED_DEFAULTS = ("smtpd_relay_restrictions", "relay_domains", "syslog_name", "virtual_mailbox_domains")
 SERVICE_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
 
 
@@ -103,10 +118,12 @@ def words(value: str) -> list[str]:
     return [word for word in re.split(r"[\s,]+", value) if word]
 
 
-def read_table(reference: str, host_dir: Path, lab_files: Path) -> dict[str, str]:
+def read_table(reference: str, host_dir: Path, lab_files: Path,
+               generation: Generation = DEFAULT) -> dict[str, str]:
     """A lookup table (``texthash:FILE`` or ``inline:{ k=v, ... }``) as a dict.
 
-    Paths under ``/etc/postfix/`` are the host's own files in ``labs/hosts/HOST/``; paths under
+    Paths under ``/etc/postfix/`` are the host's own files in ``labs/hosts/HOST/`` (or its
+    ``debianNN/`` for ``generation``: :func:`mailtls.generations.host_file`); paths under
     ``/run/mailtls/`` are the lab's generated files.
     """
     kind, _, where = reference.partition(":")
@@ -117,7 +134,7 @@ def read_table(reference: str, host_dir: Path, lab_files: Path) -> dict[str, str
     if kind in ("texthash", "hash", "lmdb", "btree"):
         path = Path(where)
         if where.startswith("/etc/postfix/"):
-            path = host_dir / where.removeprefix("/etc/postfix/")
+            path = host_file(host_dir, where.removeprefix("/etc/postfix/"), generation)
         elif where.startswith("/run/mailtls/"):
             path = lab_files / where.removeprefix("/run/mailtls/")
         table = {}
@@ -130,11 +147,16 @@ def read_table(reference: str, host_dir: Path, lab_files: Path) -> dict[str, str
 
 
 class PostfixConfig:
-    """One host's Postfix: main.cf, and the settings each of its services runs with."""
+    """One host's Postfix: main.cf, and the settings each of its services runs with.
+
+    ``host_dir`` is the host's folder in ``labs/hosts/``; its files are ``generation``'s
+    (:func:`mailtls.generations.host_file`: ``debianNN/NAME`` where the generations differ).
+    """
 
     def __init__(self, host_dir: Path, lab_files: Path, generation: Generation = DEFAULT) -> None:
         self.host_dir = host_dir
         self.lab_files = lab_files
+        self.generation = generation
         self.main = read_main_cf(host_file(host_dir, "main.cf", generation).read_text())
         self.services = read_master_cf(host_file(host_dir, "master.cf", generation).read_text())
 
@@ -158,7 +180,7 @@ class PostfixConfig:
         """Every table named by a setting (``transport_maps = a, b``), first match first."""
         merged: dict[str, str] = {}
         for reference in reversed(split_tables(self.get(setting, overrides))):
-            merged.update(read_table(reference, self.host_dir, self.lab_files))
+            merged.update(read_table(reference, self.host_dir, self.lab_files, self.generation))
         return merged
 
 
@@ -181,47 +203,178 @@ def split_tables(value: str) -> list[str]:
     return references
 
 
+
+
+# -- Dovecot ----------------------------------------------------------------------------------------
+
+
+class DovecotRefused(LabError):
+    """Dovecot does not start with this ``dovecot.conf``; the message is doveconf's own line
+    (``doveconf: Fatal: Error in configuration file FILE line N: ...``)."""
+
+
+@cache
+def setting_names(server: str, version: str) -> frozenset[str]:
+    """The names of every setting of ``server`` (``postfix``, ``dovecot``) ``version`` (``3.10``,
+    ``2.4``), as ``tools/server_names.py`` took them from the real binaries (see its docstring
+    for the shapes: Dovecot 2.3's are paths of section types, ``service/inet_listener/port``).
+    Raises FileNotFoundError for a version the package has no list of."""
+    text = (resources.files("mailtls.sim") / "names" / f"{server}-{version}.txt").read_text()
+    return frozenset(text.split())
+
+
+# Sections whose contents are filters of the top level's settings (both versions), and 2.3's
+# free-form sections (its ``plugin { }`` takes any name).
+FILTERS = ("protocol", "local", "remote", "local_name")
+FREE_FORM_23 = ("plugin",)
+
+
 @dataclass
 class DovecotConfig:
-    """The Dovecot settings the course teaches, and the ports of the imap-login listeners."""
+    """The Dovecot settings the course teaches, and the ports of the imap-login listeners.
 
+    ``dovecot`` is the version of the Dovecot that read the file (``2.3`` or ``2.4``);
+    ``cleartext_allowed`` is 2.4's ``auth_allow_cleartext``, the inverse of 2.3's
+    ``disable_plaintext_auth`` (both default to refusing a password before TLS).
+    """
+
+    dovecot: str = "2.4"
     ssl: str = "yes"
-    disable_plaintext_auth: bool = True
+    cleartext_allowed: bool = False
     ssl_min_protocol: str = "TLSv1.2"
     auth_mechanisms: tuple[str, ...] = ("plain",)
     listeners: dict[int, bool] = field(default_factory=dict)  # port -> implicit TLS
 
     @classmethod
-    def read(cls, path: Path) -> DovecotConfig:
-        config = cls()
-        section: list[str] = []
+    def read(cls, path: Path, generation: Generation = DEFAULT) -> DovecotConfig:
+        """``path`` as ``generation``'s Dovecot reads it (``doveconf``'s checks, then the settings).
+
+        A file whose first setting is ``dovecot_config_version`` is in 2.4's language; any other
+        is 2.3's. Raises DovecotRefused where the real Dovecot refuses to start, with its words
+        (measured with ``doveconf -n -c FILE``, Dovecot 2.3.19.1 and 2.4.1): a setting or section
+        it does not know, 2.4 without ``dovecot_config_version`` first or without
+        ``dovecot_storage_version``, 2.4's ``passdb``/``userdb`` without a name.
+        """
+        config = cls(dovecot=generation.dovecot)
+        check = DovecotChecker(path, generation.dovecot)
+        sections: list[tuple[str, str]] = []  # (type, name) of each open section
         listener_port, listener_ssl = None, False
-        for raw in path.read_text().splitlines():
+        for number, raw in enumerate(path.read_text().splitlines(), start=1):
             line = raw.split("#", 1)[0].strip()
-            if not line:
+            if not line or line.startswith("!"):  # !include: the lab's files include nothing
                 continue
             if line.endswith("{"):
-                section.append(line[:-1].strip())
+                kind, _, name = line[:-1].strip().partition(" ")
+                check.section(number, sections, kind, name.strip())
+                sections.append((kind, name.strip()))
                 continue
             if line == "}":
-                if section and section[-1].startswith("inet_listener") and "imap-login" in " ".join(section):
+                if sections and sections[-1][0] == "inet_listener" and ("service", "imap-login") in sections:
                     config.listeners[listener_port] = listener_ssl
                 listener_port, listener_ssl = None, False
-                section.pop()
+                if sections:
+                    sections.pop()
                 continue
             name, _, value = (part.strip() for part in line.partition("="))
-            if section and section[-1].startswith("inet_listener"):
+            check.setting(number, sections, name)
+            if sections and sections[-1][0] == "inet_listener":
                 if name == "port":
                     listener_port = int(value)
                 elif name == "ssl":
                     listener_ssl = value == "yes"
-            elif not section:
+            elif not sections:
                 if name == "ssl":
                     config.ssl = value
                 elif name == "disable_plaintext_auth":
-                    config.disable_plaintext_auth = value == "yes"
+                    config.cleartext_allowed = value != "yes"
+                elif name == "auth_allow_cleartext":
+                    config.cleartext_allowed = value == "yes"
                 elif name == "ssl_min_protocol":
                     config.ssl_min_protocol = value
                 elif name == "auth_mechanisms":
-                    config.auth_mechanisms = tuple(value.split())
+                    config.auth_mechanisms = tuple(value.lower().split())
+        check.finish()
         return config
+
+
+class DovecotChecker:
+    """What ``doveconf`` checks while it reads a file, one line at a time, in either version.
+
+    The names it knows are the real binaries' (:func:`setting_names`); the first error stops
+    it, as it stops Dovecot. Dovecot 2.4's rule for a setting inside ``TYPE NAME { }`` (a
+    passdb, a listener) is its own: ``X``, else ``TYPE_X``, else ``TYPE_NAME_X``.
+    """
+
+    def __init__(self, path: Path, dovecot: str) -> None:
+        self.path = path
+        self.dovecot = dovecot
+        self.names = setting_names("dovecot", dovecot)
+        self.first = True
+        self.seen: set[str] = set()  # the top level's settings
+
+    def refuse(self, number: int | None, what: str) -> None:
+        where = f"Error in configuration file {self.path} line {number}: " if number else ""
+        raise DovecotRefused(f"doveconf: Fatal: {where}{what}")
+
+    def first_setting(self, number: int, name: str) -> None:
+        if self.first and self.dovecot == "2.4" and name != "dovecot_config_version":
+            self.refuse(number, "The first setting must be dovecot_config_version")
+        self.first = False
+
+    def types(self, sections: list[tuple[str, str]]) -> list[str]:
+        """The section types that 2.3 names a setting with (filters' contents are the top level's)."""
+        kinds = [kind for kind, _ in sections]
+        while kinds and kinds[0] in FILTERS:
+            kinds.pop(0)
+        return kinds
+
+    def setting(self, number: int, sections: list[tuple[str, str]], name: str) -> None:
+        self.first_setting(number, name)
+        if not sections:
+            self.seen.add(name)
+        if self.dovecot == "2.3":
+            kinds = self.types(sections)
+            if kinds and kinds[0] in FREE_FORM_23:
+                return
+            if "/".join([*kinds, name]) not in self.names:
+                self.refuse(number, "Unknown setting: " + " { ".join([*kinds, name]))
+            return
+        if any(kind not in FILTERS and not name_ for kind, name_ in sections):
+            return  # the keys of a list (``fields { uid = mail }``), any name
+        if name in self.names:
+            return
+        inner = next(((kind, name_) for kind, name_ in reversed(sections) if kind not in FILTERS), None)
+        if inner is None:
+            self.refuse(number, f"{name}: Unknown setting: {name}")
+        kind, section_name = inner  # type: ignore[misc]
+        if f"{kind}_{name}" in self.names or f"{kind}_{section_name}_{name}" in self.names:
+            return
+        self.refuse(number, f"{name}: Unknown setting: {name} ({kind}_{name} or {kind}_{section_name}_{name} "
+                            "not found either.)")
+
+    def section(self, number: int, sections: list[tuple[str, str]], kind: str, name: str) -> None:
+        self.first_setting(number, kind)
+        if self.dovecot == "2.3":
+            kinds = self.types(sections)
+            if (not kinds and kind in FILTERS) or (kinds and kinds[0] in FREE_FORM_23) \
+                    or (not kinds and kind in FREE_FORM_23) or "/".join([*kinds, kind]) + "/" in self.names:
+                return
+            self.refuse(number, "Unknown setting: " + " { ".join([*kinds, kind, kind]))
+            return
+        if any(k not in FILTERS and not n for k, n in sections):
+            return
+        if kind in FILTERS:
+            return
+        named = f"{kind}_name" in self.names
+        if named and not name:
+            self.refuse(number, f"{kind} {{ }} is missing section name")
+        inner = next((k for k, n in reversed(sections) if k not in FILTERS), None)
+        if named or kind in self.names or kind + "/" in self.names \
+                or (inner and (f"{inner}_{kind}" in self.names or f"{inner}_{kind}/" in self.names)):
+            return
+        self.refuse(number, f"Unknown section name: {kind}")
+
+    def finish(self) -> None:
+        """What 2.4 checks once the whole file is read."""
+        if self.dovecot == "2.4" and "dovecot_storage_version" not in self.seen:
+            self.refuse(None, "dovecot_storage_version setting must be set")

@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mailtls import maillog, runtime, smtp_reply, wiretap
+from mailtls import generations, maillog, runtime, smtp_reply, wiretap
 from mailtls.config import LabConfig
-from mailtls.generations import DEFAULT
+from mailtls.generations import Generation
 from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
@@ -34,7 +34,6 @@ from mailtls.sim.sockets import SocketLike
 SIMULATED = LabConfig()
 address = SIMULATED.address
 
-VERSIONS = {"postfix": "3.7 (simulated)", "dovecot": "2.3 (simulated)"}
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 
 
@@ -44,11 +43,28 @@ def tls_summary(tls: Any, resumed: bool = False) -> str:
     return maillog.tls_summary(tls.version(), name, bits, resumed)
 
 
-class SimLab:
-    """Every host of the lab, listening on the simulated network of this process."""
+def versions(generation: Generation) -> dict[str, str]:
+    """What ``status.json`` says of the servers: ``{"postfix": "3.10 (simulated)", ...}``."""
+    return {"postfix": f"{generation.postfix} (simulated)", "dovecot": f"{generation.dovecot} (simulated)"}
 
-    def __init__(self, labs: Path = SHIPPED_LABS, files: Path | None = None) -> None:
+
+class SimLab:
+    """Every host of the lab, listening on the simulated network of this process.
+
+    ``generation`` is the Debian release whose servers it simulates (by default
+    :data:`mailtls.generations.DEFAULT`, Debian 13): each host runs that generation's files
+    (:meth:`mailtls.hosts.Host.config_file`) and its servers answer with that generation's texts.
+    Raises :class:`mailtls.sim.config.DovecotRefused` when mail.lab.test's ``dovecot.conf`` is
+    one that generation's Dovecot refuses (the other generation's language, an unknown setting).
+    """
+
+    def __init__(self, labs: Path = SHIPPED_LABS, files: Path | None = None,
+                 generation: Generation | None = None) -> None:
         self.labs = labs
+        self.generation = generation or generations.DEFAULT
+        # Read first, so that a file Dovecot refuses stops the lab before anything listens.
+        self.dovecot = {h.name: DovecotConfig.read(h.config_file(labs, "dovecot.conf", self.generation),
+                                                   self.generation) for h in HOSTS if h.dovecot}
         if files is None:  # a folder of our own, removed when this Python ends
             files = Path(tempfile.mkdtemp(prefix="mailtls-sim-"))
             atexit.register(shutil.rmtree, files, ignore_errors=True)
@@ -61,6 +77,7 @@ class SimLab:
         self.client_contexts: dict[str, Any] = {}
         (self.files / "wiretap.mode").write_text("pass\n")
         self.postfix: dict[str, PostfixConfig] = {}
+        self.listeners: dict[tuple[str, int], network.Listener] = {}
         self.recipients: dict[str, Recipients] = {}
         network.clear()
         for host in HOSTS:
@@ -74,11 +91,24 @@ class SimLab:
         self.write_status()
         network.install()
 
+    def listen(self, host_address: str, port: int, accept: network.Listener) -> None:
+        self.listeners[(host_address, port)] = accept
+        network.listen(host_address, port, accept)
+
+    def activate(self) -> None:
+        """Make this lab the one the network of this process reaches again (after another
+        simulated lab, of another generation, took its addresses)."""
+        network.clear()
+        for (host_address, port), accept in self.listeners.items():
+            network.listen(host_address, port, accept)
+        network.install()
+
     # -- Files ------------------------------------------------------------------------------
 
     def write_status(self) -> None:
         """Describe the simulated lab in ``status.json``, as the real lab's backends do."""
-        runtime.describe(SIMULATED, "sim", DEFAULT, VERSIONS, self.files).write(self.files)
+        runtime.describe(SIMULATED, "sim", self.generation, versions(self.generation),
+                         self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
         return self.files / "hosts" / host_name / "log" / "postfix.log"
@@ -108,7 +138,7 @@ class SimLab:
     # -- Postfix ----------------------------------------------------------------------------
 
     def start_postfix(self, host: Host) -> None:
-        config = PostfixConfig(host.config_dir(self.labs), self.files)
+        config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
         recipients = self.recipients[host.name] = Recipients(config)
         context = self.server_context(host) if host.certificate != "none" else None
@@ -126,7 +156,7 @@ class SimLab:
                                           lambda send: tls_engines.server_side(context, send),
                                           settings.wrapper, on_tls)
 
-            network.listen(address(host), port, accept)
+            self.listen(address(host), port, accept)
 
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
@@ -258,7 +288,7 @@ class SimLab:
     # -- Dovecot ----------------------------------------------------------------------------
 
     def start_dovecot(self, host: Host) -> None:
-        config = DovecotConfig.read(host.config_file(self.labs, "dovecot.conf", DEFAULT))
+        config = self.dovecot[host.name]
         context = self.server_context(host, config.ssl_min_protocol)
         for port, implicit in config.listeners.items():
             def accept(connection: network.Connection, client: str, port=port,
@@ -267,7 +297,7 @@ class SimLab:
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send), implicit)
 
-            network.listen(address(host), port, accept)
+            self.listen(address(host), port, accept)
 
     # -- The wiretap on mitm.lab.test ---------------------------------------------------------
 
@@ -285,7 +315,7 @@ class SimLab:
                                                    client_address=address(host))
                 return WiretapServer(connection, tap.relay(route), upstream)
 
-            network.listen(address(host), service.port, accept)
+            self.listen(address(host), service.port, accept)
 
 
 class WiretapServer:

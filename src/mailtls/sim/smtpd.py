@@ -2,10 +2,10 @@
 
 It obeys the host's ``main.cf`` and the service's ``master.cf`` overrides (security level,
 wrapper mode, SASL, ``smtpd_tls_auth_only``, client and relay restrictions, the recipient
-tables) and answers with the reply codes and texts Postfix 3.7 gives; ``tests/test_sim.py``
-compares them with the real server's. Whoever drives the session does the I/O and the TLS
-handshake: a reply with ``start_tls`` means "start TLS now, and discard whatever the client
-had already sent" (as Postfix has done since CVE-2011-0411).
+tables) and answers with the reply codes and texts of Postfix 3.10 (Debian 13) or 3.7 (Debian
+12); ``tests/test_sim.py`` compares them with the real server's. Whoever drives the session
+does the I/O and the TLS handshake: a reply with ``start_tls`` means "start TLS now, and
+discard whatever the client had already sent" (as Postfix has done since CVE-2011-0411).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class SmtpServerSettings:
     mynetworks: list[str]
     received_header: bool
     syslog_name: str
+    postfix: str = "3.10"  # the version whose texts it answers with (its generation's)
 
     @classmethod
     def read(cls, config: PostfixConfig, port: int) -> SmtpServerSettings:
@@ -64,6 +65,7 @@ class SmtpServerSettings:
             mynetworks=words(get("mynetworks")),
             received_header=get("smtpd_tls_received_header") == "yes",
             syslog_name=get("syslog_name"),
+            postfix=config.generation.postfix,
         )
 
 
@@ -201,12 +203,15 @@ class SmtpSession:
             return self.reply("503 5.5.1 Error: already authenticated")
         if self.envelope is not None:
             return self.reply("503 5.5.1 Error: MAIL transaction in progress")
-        mechanism, _, initial = argument.partition(" ")
-        mechanism = mechanism.upper()
+        asked, _, initial = argument.partition(" ")
+        mechanism = asked.upper()
         if not mechanism:
             return self.reply("501 5.5.4 Syntax: AUTH mechanism")
         if mechanism not in ("PLAIN", "LOGIN"):
-            return self.reply("535 5.7.8 Error: authentication failed: Invalid authentication mechanism")
+            # Postfix 3.10 names the mechanism (measured: "AUTH FOO" on 3.10.13 and 3.7.11).
+            named = f": '{asked}'" if self.settings.postfix != "3.7" else ""
+            return self.reply("535 5.7.8 Error: authentication failed: Invalid authentication mechanism"
+                              + named)
         self.sasl_state = (mechanism, [])
         if initial:
             if initial == "=":
