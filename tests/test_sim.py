@@ -644,6 +644,24 @@ def test_connect_simulates_the_generation_it_is_told(generation: Generation, mon
         lab_module.connect(backend="sim", environ={"MAILTLS_SIM_DEBIAN": "11"})
 
 
+def test_the_simulated_lab_takes_its_addresses_back(monkeypatch, tmp_path) -> None:
+    """Another simulated lab in the same process (the differential test's, of the other generation)
+    takes the lab's addresses; the next ``simulated_lab()`` answers with its own servers again."""
+    import imaplib
+
+    from mailtls.lab import simulated_lab
+    from mailtls.sim.lab import SimLab
+
+    monkeypatch.setattr(socket, "create_connection", socket.create_connection)
+    simulated_lab(generation=13)
+    SimLab(generation=BOOKWORM, files=tmp_path)  # Dovecot 2.3 now answers on 143
+    simulated_lab(generation=13)
+    imap = imaplib.IMAP4(LabConfig().address(MAIL), 143, timeout=10)
+    greeting = imap.welcome.decode()
+    imap.logout()
+    assert greeting.endswith("] Dovecot ready."), greeting
+
+
 def test_the_default_generation_is_debian_13(monkeypatch) -> None:
     from mailtls.lab import simulated_lab
 

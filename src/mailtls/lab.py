@@ -164,6 +164,8 @@ def simulated_lab(tls_engine: str | None = None, generation: Generation | int | 
         from mailtls.sim.lab import SimLab
 
         _simulated = SimLab(generation=generation)
+    else:  # another simulated lab in this process (of the other generation) may hold the addresses
+        _simulated.activate()
     return _simulated
 
 
