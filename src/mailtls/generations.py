@@ -13,8 +13,10 @@ Sources: https://www.debian.org/releases/ (release numbers and code names); the 
 those of the packages, ``postconf -d -h mail_version`` and ``dovecot --version``.
 
 A lab host's files are in ``labs/hosts/HOST/``. A file that differs between generations is in
-``labs/hosts/HOST/debianNN/`` instead, one literal copy for each generation (Dovecot's
-``dovecot.conf``: 2.4 refuses 2.3's settings and the other way round). ``host_file`` is that
+``labs/hosts/HOST/debianNN/`` instead, one literal copy for each generation: mail.lab.test's
+``dovecot.conf`` (2.4 refuses 2.3's settings and the other way round) and its ``main.cf``
+(Debian 13 writes ``compatibility_level = 3.9`` and the banner ``ESMTP Postfix (Debian)``,
+Debian 12 wrote 3.6 and ``(Debian/GNU)``). ``host_file`` is that
 rule; every reader of the hosts' files (both backends, the containers' entrypoint, the
 simulated lab, the exercises) goes through it. Standard library only: the simulated lab runs
 it in the browser and the containers run it with Debian's python3.

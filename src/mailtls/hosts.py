@@ -1,8 +1,8 @@
 """The lab's hosts and the services each one offers: the contract every backend honours.
 
 The configuration of each host is in ``labs/hosts/<short name>/`` (``main.cf``, ``master.cf``,
-and, per Debian generation, ``debian13/dovecot.conf`` and ``debian12/dovecot.conf``: see
-mailtls.generations); this module only says which hosts exist, where they listen, and how TLS
+and, per Debian generation, ``debian13/`` and ``debian12/`` copies of a file whose text differs:
+see mailtls.generations); this module only says which hosts exist, where they listen, and how TLS
 starts on each port, so that ``lab status`` and the tests can describe and reach them.
 """
 

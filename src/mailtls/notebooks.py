@@ -32,6 +32,7 @@ from mailtls import backends, runtime
 from mailtls.backends import containers
 from mailtls.config import LabConfig
 from mailtls.errors import LabError
+from mailtls.generations import BOOKWORM
 from mailtls.hosts import SHIPPED_LABS
 from mailtls.polling import WaitTimeout, wait_until
 from mailtls.process import run
@@ -39,6 +40,9 @@ from mailtls.process import run
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 IMAGE = "localhost/mailtls-jupyter:latest"
+# The image is built on Debian 12 whichever generation the lab runs: it only runs JupyterLab, and
+# its wheels are fetched for this Python.
+IMAGE_BASE = BOOKWORM
 IMAGE_PYTHON = "3.11.2"  # python3 in Debian 12, which the image is built from
 MANYLINUX_TAGS = ("manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014",
                   "manylinux_2_5", "manylinux1")  # what Debian 12's glibc 2.36 runs
@@ -198,6 +202,7 @@ class ContainerJupyter:
         self.engine, self.labs = engine, self.backend.labs_in_use()
         context = self.labs / "images" / "jupyter"
         fill_wheelhouse(context, self.on_progress)
+        containers.ensure_base_image(self.engine, IMAGE_BASE, self.labs, self.on_progress)  # FROM it
         containers.build_image(self.engine, IMAGE, context, "JupyterLab from the wheelhouse",
                                self.on_progress, self.labs)
         self.env = {"MAILTLS_JUPYTER_TOKEN": self.token, "MAILTLS_JUPYTER_PORT": str(self.port),
