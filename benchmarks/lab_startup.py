@@ -82,7 +82,7 @@ def bare_start() -> float:
         config = scratch / "postfix"
         config.mkdir()
         for name in ("main.cf", "master.cf"):
-            shutil.copy(MAIL.config_dir(SHIPPED_LABS) / name, config / name)
+            shutil.copy(MAIL.config_file(SHIPPED_LABS, name, installed_generation()), config / name)
         for folder in ("spool", "data", "log"):
             (scratch / folder).mkdir()
         shutil.chown(scratch / "data", "postfix", "postfix")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import smtplib
 
 import pytest
@@ -63,6 +64,16 @@ def test_the_other_generations_dovecot_setting_is_refused_in_dovecots_words(lab)
     finally:
         conf.write_text(original)
         lab.backend.reload()
+
+
+def test_up_for_another_generation_while_a_lab_is_up_is_one_line(lab) -> None:
+    other = 12 if lab.debian == 13 else 13
+    done = mailtls("lab", "up", "--backend", lab.backend_name, "--debian", str(other))
+    assert (done.returncode, done.stdout) == (1, ""), done.stdout + done.stderr
+    assert done.stderr == (f"error: a Debian {lab.debian} lab is up: `python -m mailtls lab down` first, "
+                           f"then `lab up --debian {other}`\n")
+    status = mailtls("lab", "status", "--json", check=True)
+    assert json.loads(status.stdout)["debian"] == lab.debian  # the lab is as it was
 
 
 def test_cli_errors_are_one_clear_line(lab) -> None:

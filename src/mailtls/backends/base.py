@@ -47,14 +47,19 @@ class Backend(ABC):
     def up(self, on_progress: Progress = print) -> LabStatus:
         """Bring every host up; if anything fails, undo it all (``down``) and raise why.
 
-        Does nothing when this backend's lab is up and answering; a lab of the other backend is
-        a LabError, since both use the same network and files. Returns the lab's description.
+        Does nothing when this backend's lab is up and answering; a lab of the other backend, or
+        of another generation than the one asked for, is a LabError, since both use the same
+        network and files. Returns the lab's description.
         """
         if self.already_up():
             status = LabStatus.read(self.config.runtime)
             if status is None:  # its servers answer, but it has not described itself yet
                 raise LabError("a lab is coming up on this machine: wait for it, or "
                                "`python -m mailtls lab down` first")
+            asked = self.config.generation
+            if asked is not None and asked.debian != status.debian:
+                raise LabError(f"a Debian {status.debian} lab is up: `python -m mailtls lab down` first, "
+                               f"then `lab up --debian {asked.debian}`")
             return status
         self.preflight()
         try:
