@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -339,14 +340,35 @@ def verify_chain(chain: list[Certificate], trusted: list[Certificate],
             raise VerificationError(9, "certificate is not yet valid")
 
 
+def openssl_address(name: str) -> str | None:
+    """The IP address OpenSSL reads in a host name (a2i_IPADDRESS, which CPython's ``ssl`` asks
+    before it checks a name), as ``ipaddress`` writes it; None for a DNS name.
+
+    IPv4 is four decimal numbers up to 255 with dots, read with ``sscanf("%d.%d.%d.%d")``, so
+    "198.018.0.10" is 198.18.0.10, and "198.18.0.10." (a trailing dot) is a DNS name; a name with
+    a colon is IPv6 (crypto/x509/v3_utl.c).
+    """
+    if ":" in name:
+        try:
+            return str(ipaddress.IPv6Address(name.strip()))
+        except ValueError:
+            return None
+    number = r"\s*([+-]?\d+)"
+    found = re.fullmatch(rf"{number}\.{number}\.{number}\.{number}(\s.*)?", name, re.DOTALL)
+    if not found or not all(0 <= int(part) <= 255 for part in found.groups()[:4]):
+        return None
+    return ".".join(str(int(part)) for part in found.groups()[:4])
+
+
 def verify_name(cert: Certificate, hostname: str) -> None:
-    """Raise VerificationError (62 or 64, as OpenSSL) unless the certificate names ``hostname``."""
-    try:
-        address = str(ipaddress.ip_address(hostname))
-    except ValueError:
-        if hostname.lower().rstrip(".") not in (n.lower() for n in cert.dns_names):
-            raise VerificationError(62, "Hostname mismatch, certificate is not valid for "
-                                        f"'{hostname}'.") from None
-    else:
-        if address not in cert.ip_addresses:
-            raise VerificationError(64, f"IP address mismatch, certificate is not valid for '{hostname}'.")
+    """Raise VerificationError (62 or 64, with OpenSSL's messages) unless the certificate names
+    ``hostname``: an address (:func:`openssl_address`) among its IP addresses, as X509_check_ip;
+    else a name among its DNS names, without regard to case, as X509_check_host (a trailing dot
+    is not removed: "mail.lab.test." is another name).
+    """
+    address = openssl_address(hostname)
+    if address is None:
+        if hostname.lower() not in (n.lower() for n in cert.dns_names):
+            raise VerificationError(62, f"Hostname mismatch, certificate is not valid for '{hostname}'.")
+    elif address not in cert.ip_addresses:
+        raise VerificationError(64, f"IP address mismatch, certificate is not valid for '{hostname}'.")
