@@ -116,9 +116,15 @@ class Client:
     trust: str = "lab"  # the lab's CA, or "other": another lab's
     ciphers: str | None = None  # given to set_ciphers
 
-    def context(self, files: Path) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(files / ("ca.pem" if self.trust == "lab"
-                                                                 else "other/ca.pem")))
+    def context(self, files: Path, stub: bool = False) -> ssl.SSLContext:
+        """The client's context; ``stub``: one that keeps only what Pyodide's ``ssl`` keeps."""
+        cafile = files / ("ca.pem" if self.trust == "lab" else "other/ca.pem")
+        if stub:
+            context: ssl.SSLContext = StubContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(cafile)
+            context._ca_data = cafile.read_text()  # type: ignore[attr-defined]
+        else:
+            context = ssl.create_default_context(cafile=str(cafile))
         context.check_hostname = self.check_hostname
         if not self.verify:
             context.verify_mode = ssl.CERT_NONE
@@ -131,6 +137,20 @@ class Client:
         if self.ciphers:
             context.set_ciphers(self.ciphers)
         return context
+
+
+class StubContext(ssl.SSLContext):
+    """A client context that tells tlslite only what Pyodide's stub ``ssl`` tells: its CA file's
+    text (``_ca_data``), its versions, modes and the string given to ``set_ciphers``; no list of
+    ciphers, CA certificates or security level."""
+
+    security_level = None  # type: ignore[assignment]
+
+    def get_ciphers(self) -> list:  # type: ignore[override]
+        return []
+
+    def get_ca_certs(self, binary_form: bool = False) -> list:  # type: ignore[override]
+        return []
 
 
 class Handler:
@@ -170,9 +190,9 @@ def outcome(error: BaseException) -> tuple:
     return found
 
 
-def run(files: Path, server: Server, client: Client) -> tuple[tuple, tuple | None]:
+def run(files: Path, server: Server, client: Client, stub: bool = False) -> tuple[tuple, tuple | None]:
     """What the client meets (("ok", version, cipher) or its failure) and the server's failure
-    (class, reason) if any, on the engine in use."""
+    (class, reason) if any, on the engine in use (``stub``: with a context as Pyodide's)."""
     context = tls.server_context(str(files / f"{NAME}.pem") if server.certificate else None,
                                  str(files / f"{NAME}.key") if server.certificate else None,
                                  server.minimum, server.maximum, security_level=server.security_level)
@@ -183,7 +203,7 @@ def run(files: Path, server: Server, client: Client) -> tuple[tuple, tuple | Non
         return handlers[-1]
 
     network.listen(SERVER_ADDRESS, PORT, accept)
-    client_context = client.context(files)
+    client_context = client.context(files, stub)
     sock = network.open_connection(SERVER_ADDRESS, PORT, timeout=10)
     try:
         wrapped = client_context.wrap_socket(sock, server_hostname=client.server_hostname)
@@ -201,13 +221,14 @@ def run(files: Path, server: Server, client: Client) -> tuple[tuple, tuple | Non
     return seen, (type(failure).__name__, getattr(failure, "reason", None)) if failure else None
 
 
-def on_both(files: Path, server: Server, client: Client) -> tuple[tuple, tuple | None]:
-    """The outcome on the ``ssl`` engine, asserted to be the tlslite engine's too."""
+def on_both(files: Path, server: Server, client: Client, stub: bool = False) -> tuple[tuple, tuple | None]:
+    """The outcome on the ``ssl`` engine, asserted to be the tlslite engine's too (``stub``: with
+    the client's context as Pyodide's ``ssl`` keeps it)."""
     previous = tls.use("ssl")
     try:
         with_ssl = run(files, server, client)
         tls.use("tlslite")
-        with_tlslite = run(files, server, client)
+        with_tlslite = run(files, server, client, stub)
     finally:
         tls.use(previous)
         network.clear()
@@ -232,6 +253,9 @@ CASES: dict[str, tuple[Server, Client, tuple]] = {
         Server(minimum="TLSv1.3"), Client(maximum="TLSv1.2"), PROTOCOL_VERSION),
     "client's minimum above the server's maximum": (
         Server(maximum="TLSv1.2"), Client(minimum="TLSv1.3"), PROTOCOL_VERSION),
+    "the server's only version below the client's minimum": (
+        Server(minimum="TLSv1", maximum="TLSv1"), Client(minimum="TLSv1.2", maximum="TLSv1.2"),
+        ("SSLError", 1, "UNSUPPORTED_PROTOCOL", "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol")),
     "TLS 1.0 refused by the client's security level": (
         Server(minimum="TLSv1", maximum="TLSv1"), Client(minimum="TLSv1", maximum="TLSv1"), legacy_sigalg()),
     "TLS 1.0 refused by the server's security level": (
@@ -276,6 +300,27 @@ def test_a_client_meets_what_cpython_meets(files: Path, engine: str, case: str) 
     try:
         seen, _ = run(files, server, client)
     finally:
+        network.clear()
+    assert seen == expected
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_server_half_fails_alike(files: Path, case: str) -> None:
+    """What the server's half raises (what a server's log reports: OpenSSL's reason, such as
+    NO_SHARED_CIPHER, or the alert the client sent) is the same with both engines."""
+    server, client, expected = CASES[case]
+    assert on_both(files, server, client)[0] == expected
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_browser_s_contexts_meet_it_too(files: Path, case: str) -> None:
+    """With the tlslite engine and a context that says no more than Pyodide's stub ``ssl``."""
+    server, client, expected = CASES[case]
+    previous = tls.use("tlslite")
+    try:
+        seen, _ = run(files, server, client, stub=True)
+    finally:
+        tls.use(previous)
         network.clear()
     assert seen == expected
 
@@ -425,18 +470,19 @@ servers = st.builds(
     lambda versions, certificate, level: Server(versions[0], versions[1], certificate, level),
     version_ranges(), st.booleans(), st.sampled_from([None, 0, 2]))
 clients = st.builds(
-    lambda versions, verify, check, name, trust, legacy: Client(
-        versions[0], versions[1], verify or check, check, name, trust,
-        "DEFAULT:@SECLEVEL=0" if legacy else None),
+    lambda versions, verify, check, name, trust, ciphers: Client(
+        versions[0], versions[1], verify or check, check, name, trust, ciphers),
     st.one_of(st.just((None, None)), version_ranges()), st.booleans(), st.booleans(),
     st.sampled_from([NAME, "imap.example.org", SERVER_ADDRESS, "198.18.0.99", None, "MAIL.LAB.TEST",
                      f"{NAME}.", "198.018.0.10", f"{SERVER_ADDRESS}."]),
-    st.sampled_from(["lab", "other"]), st.booleans())
+    st.sampled_from(["lab", "other"]),
+    st.sampled_from([None, "DEFAULT:@SECLEVEL=0", "AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"]))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(servers, clients)
-def test_both_engines_agree(files: Path, server: Server, client: Client) -> None:
+@given(servers, clients, st.booleans())
+def test_both_engines_agree(files: Path, server: Server, client: Client, stub: bool) -> None:
     """Versions, security levels, certificate or none; verify modes, ``check_hostname``, names,
-    addresses, trust: the tlslite engine meets exactly what the ``ssl`` engine meets (OpenSSL)."""
-    on_both(files, server, client)
+    addresses, trust, cipher lists: the tlslite engine (with CPython's context, or one as Pyodide's)
+    meets exactly what the ``ssl`` engine meets (OpenSSL), and its server half fails alike."""
+    on_both(files, server, client, stub)
