@@ -325,6 +325,34 @@ def test_the_browser_s_contexts_meet_it_too(files: Path, case: str) -> None:
     assert seen == expected
 
 
+class Echo(Handler):
+    """A server that answers each piece of plain text with "ok", so that a TLS 1.3 client reads the
+    session tickets that follow the handshake."""
+
+    def received(self, data: bytes) -> None:
+        if self.side.feed(data):
+            self.side.write(b"ok\r\n")
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2", "TLSv1"])
+def test_sessions_resume(files: Path, engine: str, version: str) -> None:
+    """A client that offers its last session resumes it, as the relay does (Postfix's session cache)."""
+    context = tls.server_context(str(files / f"{NAME}.pem"), str(files / f"{NAME}.key"), minimum="TLSv1")
+    network.listen(SERVER_ADDRESS, PORT, lambda connection, address: Echo(connection, context, "tls"))
+    client = Client(minimum=version, maximum=version, verify=False, check_hostname=False,
+                    ciphers="DEFAULT:@SECLEVEL=0" if version == "TLSv1" else None).context(files)
+    session, seen = None, []
+    for _ in range(3):
+        sock = network.open_connection(SERVER_ADDRESS, PORT, timeout=10)
+        wrapped = client.wrap_socket(sock, server_hostname=NAME, session=session)
+        wrapped.sendall(b"NOOP\r\n")
+        assert wrapped.makefile("rb").readline() == b"ok\r\n"
+        seen.append((wrapped.version(), wrapped.session_reused))
+        session = wrapped.session
+        wrapped.close()
+    assert seen == [(version, False), (version, True), (version, True)]
+
+
 # -- The constants, measured again against real OpenSSL on 127.0.0.1 ----------------------------------
 
 

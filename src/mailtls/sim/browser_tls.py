@@ -43,7 +43,7 @@ except ImportError:  # Pyodide has no dbm; tlslite-ng imports it for key databas
     sys.modules["dbm"] = types.ModuleType("dbm")
 
 from tlslite import HandshakeSettings, TLSConnection, X509CertChain  # noqa: E402
-from tlslite.constants import AlertDescription, CipherSuite  # noqa: E402
+from tlslite.constants import AlertDescription, CipherSuite, ExtensionType  # noqa: E402
 from tlslite.errors import (  # noqa: E402
     TLSAbruptCloseError,
     TLSError,
@@ -240,8 +240,11 @@ def security_level(context: Any) -> int:
 def offered_suites(context: Any) -> set[int] | None:
     """The TLS 1.2 and older suites (tlslite numbers) a client context allows, None for all of them.
 
-    CPython says which (``get_ciphers``); Pyodide's stub does not, so a string of cipher names given
-    to ``set_ciphers`` is read (a string with OpenSSL's keywords, such as DEFAULT, allows all)."""
+    Only a context given a list (``set_ciphers``, which :func:`mailtls.sim.tls.install` records)
+    restricts them: CPython says which (``get_ciphers``); Pyodide's stub does not, so the string is
+    read (a string with OpenSSL's keywords, such as DEFAULT, allows all)."""
+    if not getattr(context, "mailtls_ciphers", None):
+        return None
     names: set[str] = set()
     try:
         names = {c["name"] for c in context.get_ciphers()}
@@ -348,7 +351,9 @@ class _ClientConnection(TLSConnection):
         self.failure: ssl.SSLError | None = None
 
     def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator:
-        if isinstance(msg, ClientHello) and self.suites is not None:
+        # Not a resumption's: its binders (RFC 8446, section 4.2.11.2) sign the list as it is.
+        if (isinstance(msg, ClientHello) and self.suites is not None
+                and msg.getExtension(ExtensionType.pre_shared_key) is None):
             msg.cipher_suites = [s for s in msg.cipher_suites
                                  if s in self.suites or s in CipherSuite.tls13Suites
                                  or s == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV]
