@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import imaplib
+import json
 import shutil
 import smtplib
 import socket
@@ -432,6 +433,101 @@ def test_the_constants_are_what_cpython_gets(files: Path, case: str) -> None:
         else:
             thread.join(10)
     assert seen == expected
+
+
+# -- In Pyodide, with its stub ssl: the browser's engine as the browser runs it ------------------------
+
+
+PYODIDE_RUNNER = """
+import {{ loadPyodide }} from {module};
+import {{ readFileSync }} from "fs";
+const pyodide = await loadPyodide({{ indexURL: {index} }});
+for (const [folder, where] of {mounts}) {{
+  pyodide.FS.mkdirTree(where);
+  pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, {{ root: folder }}, where);
+}}
+try {{
+  console.log(await pyodide.runPythonAsync(readFileSync({script}, "utf8")));
+}} catch (error) {{
+  console.error(error.message);  // Python's traceback
+  process.exit(1);
+}}
+"""
+
+PYODIDE_CHECK = """
+import glob, json, shutil, smtplib, ssl, sys, imaplib
+from pathlib import Path
+sys.path[:0] = ["/mnt/src", "/mnt/tests"] + glob.glob("/mnt/wheels/*.whl")
+
+
+class Anything:  # pytest and hypothesis, which Pyodide has not: only their decorators are met here
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and callable(args[0]) and not kwargs and not isinstance(args[0], Anything):
+            return args[0]
+        return self
+
+    def __getattr__(self, name):
+        return self
+
+
+for name in ("pytest", "hypothesis", "hypothesis.strategies"):
+    sys.modules[name] = Anything()
+import test_tls_engines as t
+from mailtls.sim import network, tls
+from mailtls.sim.lab import SimLab
+
+tls.install()
+found = {"platform": sys.platform, "engine": tls.engine_in_use(), "cases": {}}
+for case, (server, client, expected) in t.CASES.items():
+    found["cases"][case] = [list(t.run(Path("/mnt/files"), server, client)[0]), list(expected)]
+    network.clear()
+shutil.copytree("/mnt/labs", "/tmp/labs")
+for folder in ("debian13", "debian12"):
+    conf = Path(f"/tmp/labs/hosts/mail/{folder}/dovecot.conf")
+    conf.write_text(conf.read_text().replace("ssl_min_protocol = TLSv1.2", "ssl_min_protocol = TLSv1.3"))
+lab = SimLab(labs=Path("/tmp/labs"), files=Path("/tmp/files"))
+context = ssl.create_default_context(cafile=str(lab.files / "ca.pem"))
+try:
+    with smtplib.SMTP(t.SERVER_ADDRESS, 587, timeout=10) as smtp:
+        smtp.starttls(context=context)
+        found["starttls by address"] = smtp.sock.version()
+except Exception as failure:
+    found["starttls by address"] = repr(failure)
+context.maximum_version = ssl.TLSVersion.TLSv1_2
+try:
+    imaplib.IMAP4_SSL(t.SERVER_ADDRESS, 993, ssl_context=context, timeout=10)
+except Exception as refused:
+    found["IMAPS mismatch"] = list(t.outcome(refused))
+json.dumps(found)
+"""
+
+
+def test_pyodide_meets_it_too(files: Path, tmp_path: Path) -> None:
+    """Every case above, and the two reported ones, in Pyodide (under Node.js) with its stub ``ssl``
+    and the tlslite engine, the browser's only one; Pyodide and the wheels from
+    ``make browser-assets``."""
+    from course import ROOT
+
+    cache = ROOT / ".cache" / "browser"
+    modules = sorted(cache.glob("pyodide-*/pyodide.mjs"))
+    if shutil.which("node") is None or not modules or not list(cache.glob("wheels/tlslite_ng-*.whl")):
+        pytest.skip("needs Node.js and Pyodide with its wheels in .cache/browser (make browser-assets)")
+    mounts = [[str(folder), f"/mnt/{where}"] for folder, where in (
+        (ROOT / "src", "src"), (ROOT / "tests", "tests"), (ROOT / "labs", "labs"), (files, "files"),
+        (cache / "wheels", "wheels"))]
+    (tmp_path / "check.py").write_text(PYODIDE_CHECK)
+    (tmp_path / "run.mjs").write_text(PYODIDE_RUNNER.format(
+        module=json.dumps(str(modules[-1])), index=json.dumps(f"{modules[-1].parent}/"),
+        mounts=json.dumps(mounts), script=json.dumps(str(tmp_path / "check.py"))))
+    done = subprocess.run(["node", str(tmp_path / "run.mjs")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (found["platform"], found["engine"]) == ("emscripten", "tlslite")
+    different = {case: seen for case, (seen, expected) in found["cases"].items() if seen != expected}
+    assert different == {}
+    assert len(found["cases"]) == len(CASES)
+    assert found["starttls by address"] == "TLSv1.3"
+    assert found["IMAPS mismatch"] == list(PROTOCOL_VERSION)
 
 
 # -- The two cases reported from the browser's engine, on the simulated lab -----------------------------
