@@ -21,6 +21,7 @@ exception class, ``errno``, ``reason``, message, and for a refused certificate t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import imaplib
 import json
 import shutil
@@ -78,13 +79,27 @@ def legacy_sigalg() -> tuple:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lab's CA and host certificates (as the simulated and the real lab make them), and a CA
-    of another lab in ``other/``."""
+    """The lab's CA and host certificates (as the simulated and the real lab make them); a CA of
+    another lab in ``other/``, and mail.lab.test's certificates from it that expired a month ago
+    (``expired/``) and that will be valid in a month (``not yet valid/``)."""
     folder = tmp_path_factory.mktemp("tls-engines")
     provision(folder, {h.name: LabConfig().address(h) for h in HOSTS}, mailbox_owner=None)
-    x509.LabCA("another lab's CA").write(folder / "other")
+    other = x509.LabCA("another lab's CA")
+    other.write(folder / "other")
+    now, month = dt.datetime.now(dt.UTC), dt.timedelta(days=30)
+    other.issue(NAME, [SERVER_ADDRESS], now - 2 * month, now - month).write(folder / "expired")
+    other.issue(NAME, [SERVER_ADDRESS], now + month, now + 2 * month).write(folder / "not yet valid")
     tls.install()
     return folder
+
+
+def certificate_files(files: Path, certificate: str) -> tuple[str | None, str | None]:
+    """(certificate file, key file) of mail.lab.test for a server's ``certificate``: "lab", "expired",
+    "not yet valid", or "none" (None, None)."""
+    if certificate == "none":
+        return None, None
+    folder = files if certificate == "lab" else files / certificate
+    return str(folder / f"{NAME}.pem"), str(folder / f"{NAME}.key")
 
 
 @pytest.fixture(params=ENGINES)
@@ -102,7 +117,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
 class Server:
     minimum: str = "TLSv1.2"
     maximum: str = "TLSv1.3"
-    certificate: bool = True
+    certificate: str = "lab"  # or "expired", "not yet valid" (another lab's CA issued them), "none"
     security_level: int | None = None  # None: server_context's default
     behaviour: str = "tls"  # or "hang up" (at once) or "hang up after hello" (reads the ClientHello)
 
@@ -194,9 +209,8 @@ def outcome(error: BaseException) -> tuple:
 def run(files: Path, server: Server, client: Client, stub: bool = False) -> tuple[tuple, tuple | None]:
     """What the client meets (("ok", version, cipher) or its failure) and the server's failure
     (class, reason) if any, on the engine in use (``stub``: with a context as Pyodide's)."""
-    context = tls.server_context(str(files / f"{NAME}.pem") if server.certificate else None,
-                                 str(files / f"{NAME}.key") if server.certificate else None,
-                                 server.minimum, server.maximum, security_level=server.security_level)
+    context = tls.server_context(*certificate_files(files, server.certificate), server.minimum,
+                                 server.maximum, security_level=server.security_level)
     handlers: list[Handler] = []
 
     def accept(connection: network.Connection, address: str) -> Handler:
@@ -264,10 +278,26 @@ CASES: dict[str, tuple[Server, Client, tuple]] = {
         Client(minimum="TLSv1", maximum="TLSv1", ciphers="DEFAULT:@SECLEVEL=0"), INTERNAL_ERROR),
     "no cipher in common": (Server(), Client(maximum="TLSv1.2", ciphers="AES256-GCM-SHA384"),
                             HANDSHAKE_FAILURE),
-    "no certificate": (Server(certificate=False), Client(), HANDSHAKE_FAILURE),
-    "no certificate, TLS 1.2": (Server(certificate=False), Client(maximum="TLSv1.2"), HANDSHAKE_FAILURE),
+    "no certificate": (Server(certificate="none"), Client(), HANDSHAKE_FAILURE),
+    "no certificate, TLS 1.2": (Server(certificate="none"), Client(maximum="TLSv1.2"), HANDSHAKE_FAILURE),
     "no certificate, and no version in common": (
-        Server(minimum="TLSv1.3", certificate=False), Client(maximum="TLSv1.2"), PROTOCOL_VERSION),
+        Server(minimum="TLSv1.3", certificate="none"), Client(maximum="TLSv1.2"), PROTOCOL_VERSION),
+    "an expired certificate": (Server(certificate="expired"), Client(trust="other"),
+                               verify_failed(10, "certificate has expired")),
+    "an expired certificate, TLS 1.2": (
+        Server(certificate="expired"), Client(trust="other", maximum="TLSv1.2"),
+        verify_failed(10, "certificate has expired")),
+    "an expired certificate for another name": (  # OpenSSL checks the name before the dates
+        Server(certificate="expired"), Client(trust="other", server_hostname="imap.example.org"),
+        verify_failed(62, "Hostname mismatch, certificate is not valid for 'imap.example.org'.")),
+    "an expired certificate from another lab's CA": (
+        Server(certificate="expired"), Client(),
+        verify_failed(19, "self-signed certificate in certificate chain")),
+    "a certificate not yet valid": (Server(certificate="not yet valid"), Client(trust="other"),
+                                    verify_failed(9, "certificate is not yet valid")),
+    "CERT_NONE accepts an expired certificate": (
+        Server(certificate="expired"), Client(verify=False, check_hostname=False),
+        ("ok", "TLSv1.3", ("TLS_AES_256_GCM_SHA384", "TLSv1.3", 256))),
     "another lab's CA": (Server(), Client(trust="other"),
                          verify_failed(19, "self-signed certificate in certificate chain")),
     "another name": (
@@ -365,11 +395,12 @@ def openssl_server(files: Path, server: Server) -> tuple[subprocess.Popen, int]:
         port = probe.getsockname()[1]
     flags = {"TLSv1": "tls1", "TLSv1.1": "tls1_1", "TLSv1.2": "tls1_2", "TLSv1.3": "tls1_3"}
     arguments = ["openssl", "s_server", "-quiet", "-naccept", "1", "-accept", f"127.0.0.1:{port}"]
-    if server.certificate:
-        certificates = x509.pem_certificates((files / f"{NAME}.pem").read_bytes())
+    certificate, key = certificate_files(files, server.certificate)
+    if certificate is not None:
+        certificates = x509.pem_certificates(Path(certificate).read_bytes())
         (files / "leaf.pem").write_bytes(x509._pem(certificates[0].der))
         (files / "issuer.pem").write_bytes(x509._pem(certificates[1].der))
-        arguments += ["-cert", str(files / "leaf.pem"), "-key", str(files / f"{NAME}.key"),
+        arguments += ["-cert", str(files / "leaf.pem"), "-key", str(key),
                       "-cert_chain", str(files / "issuer.pem")]
     else:
         arguments.append("-nocert")
@@ -592,7 +623,8 @@ def version_ranges() -> st.SearchStrategy[tuple[str, str]]:
 
 servers = st.builds(
     lambda versions, certificate, level: Server(versions[0], versions[1], certificate, level),
-    version_ranges(), st.booleans(), st.sampled_from([None, 0, 2]))
+    version_ranges(), st.sampled_from(["lab", "lab", "expired", "not yet valid", "none"]),
+    st.sampled_from([None, 0, 2]))
 clients = st.builds(
     lambda versions, verify, check, name, trust, ciphers: Client(
         versions[0], versions[1], verify or check, check, name, trust, ciphers),

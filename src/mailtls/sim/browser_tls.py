@@ -62,6 +62,7 @@ from mailtls.sim.x509 import (  # noqa: E402
     pem_certificates,
     verify_chain,
     verify_name,
+    verify_times,
 )
 
 VERSION_NAMES = {(3, 1): "TLSv1", (3, 2): "TLSv1.1", (3, 3): "TLSv1.2", (3, 4): "TLSv1.3"}
@@ -423,9 +424,10 @@ class ClientSocket(SocketLike):
         self.chain = [Certificate.from_der(bytes(c.bytes)) for c in shown.x509List]
         if self.context.verify_mode != ssl.CERT_NONE:
             try:
-                verify_chain(self.chain, self._trusted())
+                built = verify_chain(self.chain, self._trusted(), times=False)
                 if self.context.check_hostname and self.server_hostname:
                     verify_name(self.chain[0], self.server_hostname)
+                verify_times(built)
             except VerificationError as failure:
                 error = _error(ssl.SSLCertVerificationError, "CERTIFICATE_VERIFY_FAILED",
                                f"certificate verify failed: {failure.message}")

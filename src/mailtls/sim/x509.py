@@ -95,13 +95,15 @@ def _pem(der: bytes) -> bytes:
 
 
 def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: SigningKey,
-                 extensions: list[bytes]) -> bytes:
+                 extensions: list[bytes], valid_from: dt.datetime | None = None,
+                 valid_until: dt.datetime | None = None) -> bytes:
     now = dt.datetime.now(dt.UTC)
+    valid_from, valid_until = valid_from or now - CLOCK_SKEW, valid_until or now + VALIDITY
     point = public.to_string("uncompressed")
     extensions = [_extension(OID_SUBJECT_KEY_ID, _der(0x04, hashlib.sha1(point).digest()))] + extensions
     tbs = _sequence(
         _der(0xA0, _integer(2)), _integer(secrets.randbits(159)), _sequence(_oid(OID_ECDSA_SHA256)),
-        _name(issuer), _sequence(_time(now - CLOCK_SKEW), _time(now + VALIDITY)), _name(subject),
+        _name(issuer), _sequence(_time(valid_from), _time(valid_until)), _name(subject),
         _sequence(_sequence(_oid(OID_EC_PUBLIC_KEY), _oid(OID_P256)), _bits(point)),
         _der(0xA3, _sequence(*extensions)),
     )
@@ -160,12 +162,16 @@ class LabCA:
         directory.mkdir(parents=True, exist_ok=True)
         return _write(directory / "ca.pem", self.cert_pem)
 
-    def issue(self, host: str, addresses: Iterable[str] = ()) -> HostCertificate:
+    def issue(self, host: str, addresses: Iterable[str] = (), valid_from: dt.datetime | None = None,
+              valid_until: dt.datetime | None = None) -> HostCertificate:
+        """A certificate for ``host`` and its ``addresses``, valid from 5 minutes ago for 30 days
+        unless ``valid_from`` and ``valid_until`` (aware datetimes) say otherwise."""
         key = SigningKey.generate(curve=NIST256p)
         authority = hashlib.sha1(self._key.get_verifying_key().to_string("uncompressed")).digest()
         extensions = _server_extensions(host, addresses) + [
             _extension(OID_AUTHORITY_KEY_ID, _sequence(_der(0x80, authority)))]
-        cert = _certificate(host, self.name, key.get_verifying_key(), self._key, extensions)
+        cert = _certificate(host, self.name, key.get_verifying_key(), self._key, extensions, valid_from,
+                            valid_until)
         return HostCertificate(host, _key_pem(key), _pem(cert), self.cert_pem)
 
 
@@ -313,14 +319,23 @@ class VerificationError(Exception):
 
 
 def verify_chain(chain: list[Certificate], trusted: list[Certificate],
-                 now: dt.datetime | None = None) -> None:
-    """Raise VerificationError with OpenSSL's code unless ``chain`` leads to a trusted certificate."""
-    now = now or dt.datetime.now(dt.UTC)
+                 now: dt.datetime | None = None, times: bool = True) -> list[Certificate]:
+    """Raise VerificationError with OpenSSL's code unless ``chain`` (the server's, leaf first) leads
+    to a trusted certificate; then, if ``times``, unless each certificate is valid ``now`` (see
+    :func:`verify_times`). Returns the chain built, from the leaf to the trusted certificate.
+
+    OpenSSL checks the name between the two (X509_verify_cert: build_chain, check_id, then
+    internal_verify), so a client that checks a name passes ``times=False`` and calls
+    :func:`verify_name`, then :func:`verify_times`.
+    """
+    built: list[Certificate] = []
     for position, cert in enumerate(chain):
+        built.append(cert)
         if any(cert.der == t.der for t in trusted):
             break
         issuer = next((t for t in trusted if t.subject == cert.issuer and cert.signed_by(t)), None)
         if issuer is not None:
+            built.append(issuer)
             break
         if cert.issuer == cert.subject and cert.signed_by(cert):
             if position == 0:
@@ -333,11 +348,21 @@ def verify_chain(chain: list[Certificate], trusted: list[Certificate],
                                     else "unable to get issuer certificate")
         if not cert.signed_by(following):
             raise VerificationError(7, "certificate signature failure")
-    for cert in chain:
-        if now > cert.not_after:
-            raise VerificationError(10, "certificate has expired")
+    if times:
+        verify_times(built, now)
+    return built
+
+
+def verify_times(chain: list[Certificate], now: dt.datetime | None = None) -> None:
+    """Raise VerificationError 9 or 10 (OpenSSL's codes and messages) unless every certificate of
+    ``chain`` is valid at ``now`` (default: this moment), the trusted one first, as OpenSSL's
+    internal_verify walks the chain."""
+    now = now or dt.datetime.now(dt.UTC)
+    for cert in reversed(chain):
         if now < cert.not_before:
             raise VerificationError(9, "certificate is not yet valid")
+        if now > cert.not_after:
+            raise VerificationError(10, "certificate has expired")
 
 
 def openssl_address(name: str) -> str | None:
