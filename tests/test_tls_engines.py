@@ -40,6 +40,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers.requirements import require, require_program
 from mailtls.config import LabConfig
 from mailtls.hosts import HOSTS, SHIPPED_LABS
 from mailtls.provision import provision
@@ -394,7 +395,7 @@ def openssl_server(files: Path, server: Server) -> tuple[subprocess.Popen, int]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     flags = {"TLSv1": "tls1", "TLSv1.1": "tls1_1", "TLSv1.2": "tls1_2", "TLSv1.3": "tls1_3"}
-    arguments = ["openssl", "s_server", "-quiet", "-naccept", "1", "-accept", f"127.0.0.1:{port}"]
+    arguments = ["openssl", "s_server", "-naccept", "1", "-accept", f"127.0.0.1:{port}"]
     certificate, key = certificate_files(files, server.certificate)
     if certificate is not None:
         certificates = x509.pem_certificates(Path(certificate).read_bytes())
@@ -411,13 +412,12 @@ def openssl_server(files: Path, server: Server) -> tuple[subprocess.Popen, int]:
     if level is None:
         level = 0 if VERSIONS.index(server.minimum) < 2 else 2
     arguments += ["-cipher", f"DEFAULT:@SECLEVEL={level}"]
-    process = subprocess.Popen(arguments, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while f"127.0.0.1:{port} " not in subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout:
-        assert time.monotonic() < deadline and process.poll() is None, "openssl s_server did not start"
-        time.sleep(0.02)
-    return process, port
+    process = subprocess.Popen(arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:  # type: ignore[union-attr]
+        if line.strip() == "ACCEPT":  # listening
+            return process, port
+    raise AssertionError(f"openssl s_server did not start: {' '.join(arguments)}")
 
 
 def hanging_up_server(after_hello: bool) -> tuple[threading.Thread, int]:
@@ -437,11 +437,10 @@ def hanging_up_server(after_hello: bool) -> tuple[threading.Thread, int]:
     return thread, port
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None or shutil.which("ss") is None,
-                    reason="needs openssl and ss (iproute2)")
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_constants_are_what_cpython_gets(files: Path, case: str) -> None:
     """CPython's ``ssl`` on real sockets, against openssl s_server or a socket that hangs up."""
+    require_program("openssl", "Debian package openssl")
     server, client, expected = CASES[case]
     if server.behaviour == "tls":
         process, port = openssl_server(files, server)
@@ -541,8 +540,9 @@ def test_pyodide_meets_it_too(files: Path, tmp_path: Path) -> None:
 
     cache = ROOT / ".cache" / "browser"
     modules = sorted(cache.glob("pyodide-*/pyodide.mjs"))
-    if shutil.which("node") is None or not modules or not list(cache.glob("wheels/tlslite_ng-*.whl")):
-        pytest.skip("needs Node.js and Pyodide with its wheels in .cache/browser (make browser-assets)")
+    require_program("node", "Node.js, which make browser-assets needs too")
+    require(bool(modules) and bool(list(cache.glob("wheels/tlslite_ng-*.whl"))),
+            "Pyodide and its wheels in .cache/browser (make browser-assets)")
     mounts = [[str(folder), f"/mnt/{where}"] for folder, where in (
         (ROOT / "src", "src"), (ROOT / "tests", "tests"), (ROOT / "labs", "labs"), (files, "files"),
         (cache / "wheels", "wheels"))]
