@@ -317,6 +317,11 @@ CASES: dict[str, tuple[Server, Client, tuple]] = {
         verify_failed(64, "IP address mismatch, certificate is not valid for '198.18.0.99'.")),
     "the server hangs up before the handshake": (Server(behaviour="hang up"), Client(), CLOSED),
     "the server hangs up after the ClientHello": (Server(behaviour="hang up after hello"), Client(), CLOSED),
+    "a client with no version (minimum above maximum)": (
+        Server(), Client(minimum="TLSv1.3", maximum="TLSv1.2"),
+        ("SSLError", 1, "NO_PROTOCOLS_AVAILABLE", "[SSL: NO_PROTOCOLS_AVAILABLE] no protocols available")),
+    "a server with no version (minimum above maximum)": (
+        Server(minimum="TLSv1.3", maximum="TLSv1.2"), Client(), PROTOCOL_VERSION),
     "check_hostname without a name": (
         Server(), Client(server_hostname=None),
         ("ValueError", None, None, "check_hostname requires server_hostname")),
@@ -617,8 +622,9 @@ def test_imaps_protocol_mismatch(simulated_lab: Callable[..., Any], engine: str)
 
 
 def version_ranges() -> st.SearchStrategy[tuple[str, str]]:
-    return st.tuples(st.sampled_from(VERSIONS), st.sampled_from(VERSIONS)).map(
-        lambda pair: tuple(sorted(pair)))
+    """(minimum, maximum), mostly in order; a minimum above the maximum allows no version at all."""
+    return st.tuples(st.sampled_from(VERSIONS), st.sampled_from(VERSIONS), st.integers(0, 4)).map(
+        lambda drawn: (drawn[0], drawn[1]) if drawn[2] == 0 else tuple(sorted(drawn[:2])))
 
 
 servers = st.builds(

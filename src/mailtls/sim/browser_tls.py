@@ -387,7 +387,12 @@ class ClientSocket(SocketLike):
         self.server_hostname = server_hostname
         self._timeout = sock.gettimeout()
         self.chain: list[Certificate] = []
-        if no_cipher_for_versions(context):  # OpenSSL alerts (internal error) instead of a ClientHello
+        low, high = version_range(context)
+        # OpenSSL's client refuses to start, with the alert (as recorded from it) in place of a ClientHello
+        if low > high:
+            sock.sendall(bytes([21, 3, 3, 0, 2, 2, AlertDescription.protocol_version]))
+            raise _error(ssl.SSLError, "NO_PROTOCOLS_AVAILABLE")
+        if no_cipher_for_versions(context):
             sock.sendall(bytes([21, 3, 1, 0, 2, 2, AlertDescription.internal_error]))
             raise _error(ssl.SSLError, "NO_CIPHERS_AVAILABLE")
         transport = _Transport(sock)
@@ -540,6 +545,8 @@ def choose(hello: Hello, low: tuple[int, int], high: tuple[int, int], certificat
     preference (ssl3_choose_cipher; none without a certificate), then the signature, which the
     security level refuses below TLS 1.2.
     """
+    if low > high:  # a server configured with no version at all
+        return AlertDescription.protocol_version, "NO_PROTOCOLS_AVAILABLE"
     if hello.supported_versions is not None and hello.legacy_version >= (3, 3):
         # Without a certificate, TLS 1.3 is not a version the server can do (is_tls13_capable).
         top = high if certificate else min(high, (3, 3))
