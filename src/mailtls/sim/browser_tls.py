@@ -545,8 +545,6 @@ def choose(hello: Hello, low: tuple[int, int], high: tuple[int, int], certificat
     preference (ssl3_choose_cipher; none without a certificate), then the signature, which the
     security level refuses below TLS 1.2.
     """
-    if low > high:  # a server configured with no version at all
-        return AlertDescription.protocol_version, "NO_PROTOCOLS_AVAILABLE"
     if hello.supported_versions is not None and hello.legacy_version >= (3, 3):
         # Without a certificate, TLS 1.3 is not a version the server can do (is_tls13_capable).
         top = high if certificate else min(high, (3, 3))
@@ -624,6 +622,9 @@ class ServerSide:
         """Decide as OpenSSL on the ClientHello (once it is all here), then let tlslite answer it."""
         settings = HandshakeSettings()
         low, high = version_range(self.context)
+        if low > high:  # no version at all: OpenSSL fails as its handshake starts (tls_setup_handshake)
+            self.socket.send(bytes([21, 3, 1, 0, 2, 2, AlertDescription.protocol_version]))
+            raise _error(ssl.SSLError, "NO_PROTOCOLS_AVAILABLE")
         if self.socket.inbox[:1] == b"\x15":  # an alert before any ClientHello (a client that gave up)
             raise _error(ssl.SSLError, "UNEXPECTED_MESSAGE")
         try:
