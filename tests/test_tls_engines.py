@@ -281,6 +281,8 @@ CASES: dict[str, tuple[Server, Client, tuple]] = {
                             HANDSHAKE_FAILURE),
     "no certificate": (Server(certificate="none"), Client(), HANDSHAKE_FAILURE),
     "no certificate, TLS 1.2": (Server(certificate="none"), Client(maximum="TLSv1.2"), HANDSHAKE_FAILURE),
+    "no certificate, TLS 1.3 only (OpenSSL does TLS 1.3 only with a certificate)": (
+        Server(minimum="TLSv1.3", certificate="none"), Client(), PROTOCOL_VERSION),
     "no certificate, and no version in common": (
         Server(minimum="TLSv1.3", certificate="none"), Client(maximum="TLSv1.2"), PROTOCOL_VERSION),
     "an expired certificate": (Server(certificate="expired"), Client(trust="other"),
