@@ -390,7 +390,8 @@ class SimLab:
 
         Returns the TLS socket and the trust (Untrusted, Trusted, Verified); raises ssl.SSLError
         (or OSError) when the handshake fails. Where the level requires a match and the
-        certificate fails it, tls_verify.c's reason is logged (not for a resumed session)."""
+        certificate fails it, tls_verify.c's reason is logged (tls_client.c: for a resumed session, a
+        pointer to the earlier line)."""
         low, high = policy.versions
         key = f"{transport}&[{target}]&{low}&{high}"
         context = self.client_contexts.get(key)
@@ -404,9 +405,12 @@ class SimLab:
         tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
         resumed = tls.session_reused
         trust, failure = judge(tls.getpeercert(binary_form=True), client.anchors, policy, target)
-        if policy.level in MUST_MATCH and trust != "Verified" and failure and not resumed:
+        if policy.level in MUST_MATCH and trust != "Verified" and failure:
             purpose, reason = failure
-            self.log(host.name, program, maillog.VerificationFailed(where, reason, purpose).format())
+            said = (maillog.VerificationFailed(where, reason, purpose).format() if not resumed
+                    else f"{where}: re-using session with untrusted peer credential, look for details "
+                         "earlier in the log")
+            self.log(host.name, program, said)
         word = "Trusted" if trust == "Verified" and policy.level not in MUST_MATCH else trust
         self.log(host.name, program, maillog.TlsConnection(word, where, tls_summary(tls, resumed)).format())
         tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
