@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from mailtls.sim.config import PostfixConfig, words
@@ -481,13 +482,14 @@ def lab_path(value: str, parameter: str, config: PostfixConfig) -> Path:
                       f"{LAB_FILES}); the real lab does: it reads that file on the host")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PemObject:
     kind: str  # "key" or "cert"
     point: bytes  # the public key, uncompressed (04 || x || y)
 
 
-def pem_objects(text: str) -> list[PemObject]:
+@cache
+def pem_objects(text: str) -> tuple[PemObject, ...]:
     """The keys and certificates of a PEM file, in order (others are skipped, as Postfix skips them)."""
     from ecdsa import SigningKey
 
@@ -504,7 +506,7 @@ def pem_objects(text: str) -> list[PemObject]:
             objects.append(PemObject("key", key.get_verifying_key().to_string("uncompressed")))
         elif kind in ("RSA PRIVATE KEY", "DSA PRIVATE KEY"):
             objects.append(PemObject("key", b"other: " + body.encode()))
-    return objects
+    return tuple(objects)
 
 
 def load_chain_files(value: str, config: PostfixConfig, tls: ServerTls) -> None:
