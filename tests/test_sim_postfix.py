@@ -590,3 +590,14 @@ def test_the_legacy_smtp_enforce_tls_is_verify(edited) -> None:
         "relay/main.cf", *NO_CA_FILE).start()
     result = delivery(edited, through_relay("alice@lab.test"))
     assert result.reason == "Server certificate not verified"
+
+
+def test_the_relay_s_tls_loglevel_0_drops_the_summary_but_not_the_verification_failure(edited) -> None:
+    """tls_misc.c: level 1 is TLS_LOG_SUMMARY; tls_client.c adds TLS_LOG_UNTRUSTED at the levels that
+    must match, whatever the log level. Source."""
+    edited.edit("relay/main.cf", "smtp_tls_loglevel = 1", "smtp_tls_loglevel = 0").edit(
+        "relay/main.cf", *NO_CA_FILE)
+    policy(edited, "[mail.lab.test] verify").start()
+    assert delivery(edited, through_relay("alice@lab.test")).reason == "Server certificate not verified"
+    assert trust_words(edited) == []
+    assert [line for line in edited.log("relay.lab.test") if maillog.VerificationFailed.parse(line)]

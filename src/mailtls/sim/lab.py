@@ -412,7 +412,9 @@ class SimLab:
                          "earlier in the log")
             self.log(host.name, program, said)
         word = "Trusted" if trust == "Verified" and policy.level not in MUST_MATCH else trust
-        self.log(host.name, program, maillog.TlsConnection(word, where, tls_summary(tls, resumed)).format())
+        if client.summary:
+            summary = maillog.TlsConnection(word, where, tls_summary(tls, resumed))
+            self.log(host.name, program, summary.format())
         tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
         tls.makefile("rb").readline()
         if tls.session is not None:
@@ -529,6 +531,7 @@ class SmtpClient:
     anchors: list[x509.Certificate] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     fatal: str | None = None
+    summary: bool = True  # smtp_tls_loglevel 1: the "... TLS connection established" line
 
 
 def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpClient:
@@ -536,7 +539,9 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
 
     A non-empty ``smtp_tls_security_level`` that is no level is fatal; ``smtp_tls_CAfile`` and
     ``smtp_tls_CApath`` are the only trust (Postfix adds OpenSSL's default CAs only with
-    ``tls_append_default_CA = yes``). A CA file that cannot be read disables the TLS engine.
+    ``tls_append_default_CA = yes``). ``smtp_tls_loglevel`` 0 drops the summary line; a failed
+    verification at a level that must match is logged at any level (tls_client.c). A CA file that
+    cannot be read disables the TLS engine.
     Files under /run/mailtls/ are the lab's; ``/etc/ssl/certs/ca-certificates.crt`` and
     ``/etc/ssl/certs`` are the host's public CAs, which never hold the lab's CA; any other
     path raises NotModelled, as does ``tls_append_default_CA = yes``.
@@ -547,6 +552,11 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
     if raw and tls_level(raw) is None:
         client.fatal = f'fatal: Invalid TLS level "{raw}"'
         return client
+    loglevel = get("smtp_tls_loglevel").strip().lower() or "0"
+    if loglevel not in ("0", "none", "1", "routine"):
+        raise NotModelled(f"the simulated lab does not model smtp_tls_loglevel = {loglevel}; the real lab "
+                          "does: it logs the certificates and the handshake")
+    client.summary = loglevel in ("1", "routine")
     if boolean(get("tls_append_default_CA")):
         raise NotModelled("the simulated lab does not model tls_append_default_CA = yes; the real lab "
                           "does: it adds OpenSSL's default CAs")
