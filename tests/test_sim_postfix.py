@@ -496,15 +496,45 @@ def test_encrypt_to_a_server_without_tls_is_4_7_4(edited) -> None:
         "4.7.4", "deferred", f"TLS is required, but was not offered by host legacy.lab.test[{legacy}]")
 
 
-def test_a_handshake_failure_defers_even_at_may(edited) -> None:
-    """smtp_proto.c: "Cannot start TLS: handshake failure", dsn 4.7.5; the fall-back to clear
-    text (smtp.h PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE) waits until the message is older
-    than minimal_backoff_time, which a first attempt never is."""
-    edited.edit("mail/main.cf", CHAIN,
-                f"smtpd_tls_chain_files = {MISSING}").start()
-    result = delivery(edited, through_relay("alice+may@lab.test"))
+def test_a_server_without_certificate_gets_anonymous_tls_from_the_relay(edited) -> None:
+    """A Postfix client at may or encrypt offers anonymous cipher suites, so against smtpd with a
+    missing chain file (where Python's clients fail the handshake) it gets an anonymous TLS 1.2
+    session and delivers. Measured (relay): "Anonymous TLS connection established to
+    mail.lab.test[...]:25: TLSv1.2 with cipher ADH-AES256-GCM-SHA384 (256/256 bits)", sent."""
+    edited.edit("mail/main.cf", CHAIN, f"smtpd_tls_chain_files = {MISSING}").start()
+    for recipient in ("alice+may@lab.test", "alice+encrypt@lab.test"):
+        assert delivery(edited, through_relay(recipient)).status == "sent"
+    lines = [t for line in edited.log("relay.lab.test") if (t := maillog.TlsConnection.parse(line))]
+    assert [(t.trust, t.where, t.summary) for t in lines] == [
+        ("Anonymous", WHERE, "TLSv1.2 with cipher ADH-AES256-GCM-SHA384 (256/256 bits)")] * 2
+
+
+def test_a_server_refusing_starttls_defers_with_its_own_code(edited) -> None:
+    """smtp_proto.c: at encrypt, a STARTTLS refused after it was offered. Measured (relay): dsn=4.7.0,
+    "TLS is required, but host mail.lab.test[...] refused to start TLS: 454 4.7.0 TLS not available
+    due to local problem"; at may the relay goes on in clear and delivers."""
+    edited.edit("mail/main.cf", CHAIN, "").start()
+    assert delivery(edited, through_relay("alice+may@lab.test")).status == "sent"
+    result = delivery(edited, through_relay("alice+encrypt@lab.test"))
+    assert (result.dsn, result.status, result.reason) == (
+        "4.7.0", "deferred", f"TLS is required, but host mail.lab.test[{MAIL_ADDRESS}] refused to start TLS: "
+                             "454 4.7.0 TLS not available due to local problem")
+
+
+def test_a_handshake_failure_defers(edited) -> None:
+    """smtp_proto.c: "Cannot start TLS: handshake failure", dsn 4.7.5 (the fall-back to clear text
+    waits until the message is older than minimal_backoff_time, smtp.h). Measured (relay): the
+    relay's smtp_tls_mandatory_protocols = <=TLSv1.1 against a server at >=TLSv1.2, level encrypt:
+    "SSL_connect error to mail.lab.test[...]:25: -1", then the deferral."""
+    edited.edit("relay/main.cf", "smtp_tls_security_level = may",
+                "smtp_tls_security_level = may\nsmtp_tls_mandatory_protocols = <=TLSv1.1").edit(
+        "mail/main.cf", "smtpd_tls_mandatory_protocols = >=TLSv1.2",
+        "smtpd_tls_mandatory_protocols = >=TLSv1.2\nsmtpd_tls_protocols = >=TLSv1.2").start()
+    assert delivery(edited, through_relay("alice+may@lab.test")).status == "sent"
+    result = delivery(edited, through_relay("alice+encrypt@lab.test"))
     assert (result.dsn, result.status) == ("4.7.5", "deferred")
     assert result.reason == "Cannot start TLS: handshake failure"
+    assert f"SSL_connect error to {WHERE}: -1" in edited.log("relay.lab.test")
 
 
 def policy(edited: Edited, line: str) -> Edited:
@@ -517,8 +547,11 @@ def test_fingerprint_without_fingerprints_is_a_configuration_problem(edited) -> 
     policy(edited, "[mail.lab.test] fingerprint").start()
     result = delivery(edited, through_relay("alice@lab.test"))
     assert (result.dsn, result.status, result.reason) == ("4.7.5", "deferred", PROBLEM)
-    assert ("warning: nexthop domain mail.lab.test: configured at fingerprint security level, but with no "
-            "fingerprints to match.") in edited.log("relay.lab.test")
+    log = edited.log("relay.lab.test")
+    assert ("warning: nexthop domain [mail.lab.test]: configured at fingerprint security level, but with no "
+            "fingerprints to match.") in log
+    assert ("warning: TLS policy lookup for [mail.lab.test]/mail.lab.test: client TLS configuration problem"
+            in log)
 
 
 def test_fingerprint_with_the_certificate_s_digest_is_verified(edited) -> None:
@@ -562,11 +595,15 @@ def test_an_invalid_level_in_the_policy_table_defers(edited) -> None:
 
 
 def test_an_invalid_level_in_main_cf_kills_the_smtp_client(edited) -> None:
-    """smtp.c ``pre_init``: msg_fatal("Invalid TLS level ..."); qmgr defers the mail."""
+    """smtp.c ``pre_init``: msg_fatal("Invalid TLS level ..."); the master throttles the transport
+    and the message stays queued. Measured (relay): those three lines, no delivery line."""
     edited.edit("relay/main.cf", "smtp_tls_security_level = may", "smtp_tls_security_level = mayy").start()
-    result = delivery(edited, through_relay("alice@lab.test"))
-    assert (result.dsn, result.status, result.reason) == ("4.3.0", "deferred", "unknown mail transport error")
-    assert 'fatal: Invalid TLS level "mayy"' in edited.log("relay.lab.test")
+    through_relay("alice@lab.test")
+    log = edited.log("relay.lab.test")
+    assert not [line for line in log if maillog.Delivery.parse(line)]
+    assert log[-3:] == ['fatal: Invalid TLS level "mayy"',
+                        "warning: process /usr/lib/postfix/sbin/smtp pid 0 exit status 1",
+                        "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling"]
 
 
 def test_a_ca_file_that_does_not_exist_disables_the_client_s_tls(edited) -> None:

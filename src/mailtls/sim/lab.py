@@ -9,6 +9,7 @@ What it simplifies is listed on the site's page "What the simulated lab simplifi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -54,10 +55,10 @@ address = SIMULATED.address
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 
 
-def tls_summary(tls: Any, resumed: bool = False) -> str:
+def tls_summary(tls: Any, resumed: bool = False, anonymous: bool = False) -> str:
     """How Postfix describes a TLS session (an ``ssl`` or tlslite one) in its logs and Received headers."""
     name, _, bits = tls.cipher()
-    return maillog.tls_summary(tls.version(), name, bits, resumed)
+    return maillog.tls_summary(tls.version(), name, bits, resumed, anonymous)
 
 
 def versions(generation: Generation) -> dict[str, str]:
@@ -214,7 +215,13 @@ class SimLab:
         arguments: dict[str, Any] = {"certfile": certfile, "keyfile": keyfile, "minimum": tls.versions[0]}
         if tls.versions[1] != "TLSv1.3":  # the engines' default highest version
             arguments["maximum"] = tls.versions[1]
-        return tls_engines.server_context(**arguments)
+        context = tls_engines.server_context(**arguments)
+        if certfile is None and isinstance(context, ssl.SSLContext):
+            # Without a certificate only anonymous suites can work, and Postfix's cipher lists keep
+            # them (a Postfix client at may or encrypt gets one; clients that offer none fail).
+            with contextlib.suppress(ssl.SSLError, NotImplementedError):
+                context.set_ciphers("ALL:@SECLEVEL=0")
+        return context
 
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
@@ -300,6 +307,8 @@ class SimLab:
         for line in policy.warnings:
             self.log(host.name, program, line)
         if policy.failure:
+            self.log(host.name, program,
+                     f"warning: TLS policy lookup for {nexthop}/{target}: {policy.failure}")
             status("4.7.5", "deferred", policy.failure, "none")
             return
         level = policy.level
@@ -323,6 +332,8 @@ class SimLab:
                     except (ssl.SSLError, OSError, ValueError):
                         # No fallback to clear text on a first attempt: smtp.h allows it only for a
                         # message older than minimal_backoff_time (PLAINTEXT_FALLBACK_OK_...).
+                        # OpenSSL's "TLS library problem" line that follows is not written.
+                        self.log(host.name, program, f"SSL_connect error to {where}: -1")
                         status("4.7.5", "deferred", "Cannot start TLS: handshake failure")
                         return
                     reader = sock.makefile("rb")
@@ -372,17 +383,14 @@ class SimLab:
         return client
 
     def smtp_died(self, host: Host, transport: str, program: str, fatal: str, status: Any) -> None:
-        """An smtp process that dies as it starts: master and qmgr report it, and the error
-        delivery agent defers the recipient (qmgr's "unknown mail transport error")."""
+        """An smtp process that dies as it starts: its fatal line and the master's two lines; the
+        message stays in the queue, undelivered (measured: no delivery line within 20 s, as the
+        master throttles the transport)."""
         self.log(host.name, program, fatal)
         self.log(host.name, "postfix/master",
                  "warning: process /usr/lib/postfix/sbin/smtp pid 0 exit status 1")
         self.log(host.name, "postfix/master",
                  "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling")
-        self.log(host.name, "postfix/qmgr", f"warning: private/{transport} socket: malformed response")
-        self.log(host.name, "postfix/qmgr", f"warning: transport {transport} failure -- see a previous "
-                                            "warning/fatal/panic logfile record for the problem description")
-        status("4.3.0", "deferred", "unknown mail transport error", "none")
 
     def client_tls(self, sock: SocketLike, transport: str, target: str, policy: ClientPolicy,
                    client: SmtpClient, host: Host, program: str, where: str) -> tuple[Any, str]:
@@ -402,9 +410,23 @@ class SimLab:
             if (low, high) != ("TLSv1", "TLSv1.3"):
                 context.minimum_version = TLS_VERSIONS[low]
                 context.maximum_version = TLS_VERSIONS[high]
+            if policy.level in ("may", "encrypt"):
+                # Postfix's client offers anonymous cipher suites where it checks no certificate
+                # (tls_client.c excludes aNULL only at the levels that must match): a server
+                # without a certificate then agrees on one in TLS 1.2 (measured: ADH-AES256-GCM-SHA384).
+                with contextlib.suppress(ssl.SSLError, AttributeError, NotImplementedError):
+                    context.set_ciphers("ALL:@SECLEVEL=0")  # ALL has aNULL; DEFAULT drops it for good
         tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
         resumed = tls.session_reused
-        trust, failure = judge(tls.getpeercert(binary_form=True), client.anchors, policy, target)
+        der = tls.getpeercert(binary_form=True)
+        if der is None:
+            # The engines have no Diffie-Hellman parameters, so they agree on AECDH-AES256-SHA where
+            # smtpd, with its built-in ones, picks ADH-AES256-GCM-SHA384: the line says what Postfix says.
+            if client.summary:
+                summary = maillog.tls_summary("TLSv1.2", "ADH-AES256-GCM-SHA384", 256, anonymous=True)
+                self.log(host.name, program, maillog.TlsConnection("Anonymous", where, summary).format())
+            return tls, "Anonymous"
+        trust, failure = judge(der, client.anchors, policy, target)
         if policy.level in MUST_MATCH and trust != "Verified" and failure:
             purpose, reason = failure
             said = (maillog.VerificationFailed(where, reason, purpose).format() if not resumed
@@ -662,7 +684,7 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
         if not policy.match:
             policy.match = [m for m in re.split(r"[\s,]+", get("smtp_tls_fingerprint_cert_match")) if m]
         if not policy.match:
-            policy.warnings.append(f"warning: nexthop domain {nexthop.strip('[]')}: configured at "
+            policy.warnings.append(f"warning: nexthop domain {nexthop}: configured at "
                                    "fingerprint security level, but with no fingerprints to match.")
             policy.failure = CONFIGURATION_PROBLEM
             return policy
@@ -712,7 +734,7 @@ def judge(der: bytes, anchors: list[x509.Certificate], policy: ClientPolicy,
         wanted = {m.replace(":", "").lower() for m in policy.match}
         if digests & wanted:
             return "Verified", None
-        return "Untrusted", ("server", "num=65:No matching DANE TLSA records")
+        return "Untrusted", ("server", "num=65:no matching DANE TLSA records")
     try:
         x509.verify_chain([certificate], anchors)
     except x509.VerificationError as failure:
