@@ -9,8 +9,10 @@ and log lines. The expected words come from two places, named in each test:
   mail.lab.test's ``main.cf`` and ``master.cf`` of that generation and the lab's generated files
   in /run/mailtls, the edit made in ``main.cf``, ``postfix start``, then the same client
   conversation from inside the container; both versions said the same words;
-- "measured (relay)": the real lab (containers backend, both generations), the edit made in its
-  ``labs/`` and ``python -m mailtls lab reload``, a message sent through relay.lab.test;
+- "measured (relay)": two such containers on one network, one with mail.lab.test's files and
+  one with relay.lab.test's (``main.cf``, ``master.cf``, ``transport``, ``tls_policy``), the
+  edit made, both Postfixes started, a message handed to the relay's port 25 for the
+  recipient shown; both versions said the same words;
 - "source": the Postfix code that writes the line (github.com/vdukhovni/postfix, tags v3.10.13
   and v3.7.11, the same code in both).
 
@@ -435,7 +437,7 @@ def test_verify_without_a_ca_file_defers(edited) -> None:
     """The relay's smtp_tls_CAfile commented out and ``[mail.lab.test] verify`` in tls_policy: the
     real relay defers with "Server certificate not verified" (measured on the real lab). Postfix
     trusts only smtp_tls_CAfile/CApath (tls_append_default_CA = no), so the lab CA is an
-    untrusted issuer (tls_verify.c)."""
+    untrusted issuer (tls_verify.c). Measured (relay)."""
     edited.edit("relay/main.cf", *NO_CA_FILE).edit(
         "relay/tls_policy", "#[mail.lab.test]         secure match=mail.lab.test",
         "[mail.lab.test] verify").start()
@@ -449,6 +451,7 @@ def test_verify_without_a_ca_file_defers(edited) -> None:
 
 
 def test_verify_with_the_ca_file_delivers_verified(edited) -> None:
+    """Measured (relay): alice+verify@lab.test, as shipped."""
     edited.edit("relay/tls_policy", "#[mail.lab.test]         secure match=mail.lab.test",
                 "[mail.lab.test] verify").start()
     result = delivery(edited, through_relay("alice@lab.test"))
@@ -458,7 +461,8 @@ def test_verify_with_the_ca_file_delivers_verified(edited) -> None:
 
 def test_the_policy_key_is_the_next_hop_with_its_brackets(edited) -> None:
     """smtp_tls_policy.c ``tls_policy_lookup``: ``[nexthop]`` is looked up alone, so a key without
-    the brackets never matches it (a typical wrong solution of the relay-policy exercise)."""
+    the brackets never matches it (a typical wrong solution of the relay-policy exercise).
+    Measured (relay)."""
     edited.edit("relay/main.cf", *NO_CA_FILE).edit(
         "relay/tls_policy", "#[mail.lab.test]         secure match=mail.lab.test",
         "mail.lab.test secure match=mail.lab.test").start()
@@ -468,7 +472,8 @@ def test_the_policy_key_is_the_next_hop_with_its_brackets(edited) -> None:
 
 @pytest.mark.parametrize(("ca_file", "words"), [(True, ["Trusted"]), (False, ["Untrusted"])])
 def test_may_logs_trusted_with_the_ca_and_untrusted_without(edited, ca_file: bool, words: list[str]) -> None:
-    """FORWARD_SECRECY_README and docs/en/postfix-client "Anonymous, Untrusted, Trusted, Verified"."""
+    """FORWARD_SECRECY_README and docs/en/postfix-client "Anonymous, Untrusted, Trusted, Verified".
+    Measured (relay)."""
     if not ca_file:
         edited.edit("relay/main.cf", *NO_CA_FILE)
     edited.start()
@@ -478,7 +483,8 @@ def test_may_logs_trusted_with_the_ca_and_untrusted_without(edited, ca_file: boo
 
 def test_a_recipient_refused_by_the_server_bounces_with_its_own_status(edited) -> None:
     """smtp_chat.c takes the enhanced status code from the reply; smtp_rcpt.c quotes the reply and
-    the command (Postfix's log: "host H said: ... (in reply to RCPT TO command)")."""
+    the command (Postfix's log: "host H said: ... (in reply to RCPT TO command)").
+    Measured (relay)."""
     edited.start()
     result = delivery(edited, through_relay("nobody@lab.test"))
     assert (result.dsn, result.status) == ("5.1.1", "bounced")
@@ -543,7 +549,7 @@ def policy(edited: Edited, line: str) -> Edited:
 
 def test_fingerprint_without_fingerprints_is_a_configuration_problem(edited) -> None:
     """smtp_tls_policy.c ``policy_create``: "configured at fingerprint security level, but with no
-    fingerprints to match.", then dsn 4.7.5 "client TLS configuration problem"."""
+    fingerprints to match.", then dsn 4.7.5 "client TLS configuration problem". Measured (relay)."""
     policy(edited, "[mail.lab.test] fingerprint").start()
     result = delivery(edited, through_relay("alice@lab.test"))
     assert (result.dsn, result.status, result.reason) == ("4.7.5", "deferred", PROBLEM)
@@ -557,7 +563,7 @@ def test_fingerprint_without_fingerprints_is_a_configuration_problem(edited) -> 
 def test_fingerprint_with_the_certificate_s_digest_is_verified(edited) -> None:
     """SHA-256 (smtp_tls_fingerprint_digest at compatibility_level 3.6) of the certificate. (The
     policy table is written after the start: each start makes new certificates, and the
-    simulation reads a table at each lookup.)"""
+    simulation reads a table at each lookup.) Measured (relay)."""
     import hashlib
 
     lab = edited.start()
@@ -572,7 +578,8 @@ def test_fingerprint_with_the_certificate_s_digest_is_verified(edited) -> None:
 
 def test_dane_without_dnssec_falls_back_to_may(edited) -> None:
     """smtp_tls_policy.c ``dane_init``: the lab's smtp_dns_support_level is disabled, so "dane
-    configured with dnssec lookups disabled" and the level becomes may; dane-only defers."""
+    configured with dnssec lookups disabled" and the level becomes may; dane-only defers.
+    Measured (relay)."""
     policy(edited, "[mail.lab.test] dane").start()
     assert delivery(edited, through_relay("alice@lab.test")).status == "sent"
     assert ("warning: [mail.lab.test]: dane configured with dnssec lookups disabled"
@@ -580,13 +587,14 @@ def test_dane_without_dnssec_falls_back_to_may(edited) -> None:
 
 
 def test_dane_only_without_dnssec_defers(edited) -> None:
+    """Measured (relay)."""
     policy(edited, "[mail.lab.test] dane-only").start()
     result = delivery(edited, through_relay("alice@lab.test"))
     assert (result.dsn, result.reason) == ("4.7.5", PROBLEM)
 
 
 def test_an_invalid_level_in_the_policy_table_defers(edited) -> None:
-    """smtp_tls_policy.c ``tls_policy_lookup_one``: 'invalid security level "%s"'."""
+    """smtp_tls_policy.c ``tls_policy_lookup_one``: 'invalid security level "%s"'. Measured (relay)."""
     policy(edited, "[mail.lab.test] verfy").start()
     result = delivery(edited, through_relay("alice@lab.test"))
     assert (result.dsn, result.status, result.reason) == ("4.7.5", "deferred", PROBLEM)
@@ -609,7 +617,8 @@ def test_an_invalid_level_in_main_cf_kills_the_smtp_client(edited) -> None:
 def test_a_ca_file_that_does_not_exist_disables_the_client_s_tls(edited) -> None:
     """tls_certkey.c ``tls_set_ca_certificate_info``: "cannot load Certification Authority data";
     without its TLS engine the client sends no STARTTLS: may delivers in clear, verify defers with
-    "TLS is required, but our TLS engine is unavailable" (smtp_proto.c, dsn 4.7.5)."""
+    "TLS is required, but our TLS engine is unavailable" (smtp_proto.c, dsn 4.7.5).
+    Measured (relay)."""
     edited.edit("relay/main.cf", "smtp_tls_CAfile = /run/mailtls/ca.pem",
                 "smtp_tls_CAfile = /run/mailtls/nothere.pem").start()
     assert delivery(edited, through_relay("alice+may@lab.test")).status == "sent"
@@ -622,7 +631,7 @@ def test_a_ca_file_that_does_not_exist_disables_the_client_s_tls(edited) -> None
 
 def test_the_legacy_smtp_enforce_tls_is_verify(edited) -> None:
     """smtp_tls_policy.c ``global_tls_level``: with the level empty, smtp_enforce_tls = yes is verify
-    (smtp_tls_enforce_peername = yes by default)."""
+    (smtp_tls_enforce_peername = yes by default). Measured (relay)."""
     edited.edit("relay/main.cf", "smtp_tls_security_level = may", "smtp_enforce_tls = yes").edit(
         "relay/main.cf", *NO_CA_FILE).start()
     result = delivery(edited, through_relay("alice@lab.test"))
@@ -631,10 +640,31 @@ def test_the_legacy_smtp_enforce_tls_is_verify(edited) -> None:
 
 def test_the_relay_s_tls_loglevel_0_drops_the_summary_but_not_the_verification_failure(edited) -> None:
     """tls_misc.c: level 1 is TLS_LOG_SUMMARY; tls_client.c adds TLS_LOG_UNTRUSTED at the levels that
-    must match, whatever the log level. Source."""
+    must match, whatever the log level. Measured (relay)."""
     edited.edit("relay/main.cf", "smtp_tls_loglevel = 1", "smtp_tls_loglevel = 0").edit(
         "relay/main.cf", *NO_CA_FILE)
     policy(edited, "[mail.lab.test] verify").start()
     assert delivery(edited, through_relay("alice@lab.test")).reason == "Server certificate not verified"
     assert trust_words(edited) == []
     assert [line for line in edited.log("relay.lab.test") if maillog.VerificationFailed.parse(line)]
+
+
+def test_verify_with_another_name_is_trusted_but_not_verified(edited) -> None:
+    """tls_verify.c, OpenSSL's own reason with the purpose. Measured (relay): "server certificate
+    verification failed for mail.lab.test[...]:25: num=62:hostname mismatch", Trusted, deferred."""
+    policy(edited, "[mail.lab.test] verify match=other.lab.test").start()
+    assert delivery(edited, through_relay("alice@lab.test")).reason == "Server certificate not verified"
+    assert f"server certificate verification failed for {WHERE}: num=62:hostname mismatch" in edited.log(
+        "relay.lab.test")
+    assert trust_words(edited) == ["Trusted"]
+
+
+def test_fingerprint_with_another_digest_is_not_verified(edited) -> None:
+    """Measured (relay): "server certificate verification failed for mail.lab.test[...]:25:
+    num=65:no matching DANE TLSA records", Untrusted, deferred 4.7.5."""
+    policy(edited, "[mail.lab.test] fingerprint match=" + "AB:" * 31 + "AB").start()
+    result = delivery(edited, through_relay("alice@lab.test"))
+    assert (result.dsn, result.reason) == ("4.7.5", "Server certificate not verified")
+    assert (f"server certificate verification failed for {WHERE}: num=65:no matching DANE TLSA records"
+            in edited.log("relay.lab.test"))
+    assert trust_words(edited) == ["Untrusted"]
