@@ -162,16 +162,20 @@ class VerificationFailed:
         return None if match is None else cls(match["where"], match["reason"], match["purpose"] or "")
 
 
-def tls_summary(version: str, cipher: str, bits: int, resumed: bool = False, anonymous: bool = False) -> str:
+def tls_summary(version: str, cipher: str, bits: int, resumed: bool = False, anonymous: bool = False,
+                postfix: str = "3.7") -> str:
     """How Postfix describes a TLS session (ECDSA P-256 certificate, X25519) in logs and Received headers.
 
     A resumed session shows no server digest: no signature was made. An anonymous one (no
-    certificate: ``ADH-AES256-GCM-SHA384``) shows only the version and cipher (measured with
-    Postfix 3.10.13 and 3.7.11).
+    certificate: ``ADH-AES256-GCM-SHA384``) shows only the version and cipher. The key exchange
+    is OpenSSL's name of the group: ``X25519`` with OpenSSL 3.0 (Postfix 3.7, Debian 12),
+    ``x25519`` with OpenSSL 3.5 (Postfix 3.10, Debian 13). All measured with Postfix 3.10.13 and
+    3.7.11.
     """
     if anonymous:
         return f"{version} with cipher {cipher} ({bits}/{bits} bits)"
-    summary = (f"{version} with cipher {cipher} ({bits}/{bits} bits) key-exchange X25519 "
+    group = "x25519" if postfix != "3.7" else "X25519"
+    summary = (f"{version} with cipher {cipher} ({bits}/{bits} bits) key-exchange {group} "
                "server-signature ECDSA (prime256v1)")
     return summary if resumed else summary + " server-digest SHA256"
 

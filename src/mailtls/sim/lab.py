@@ -55,10 +55,11 @@ address = SIMULATED.address
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 
 
-def tls_summary(tls: Any, resumed: bool = False, anonymous: bool = False) -> str:
-    """How Postfix describes a TLS session (an ``ssl`` or tlslite one) in its logs and Received headers."""
+def tls_summary(tls: Any, resumed: bool = False, postfix: str = "3.10") -> str:
+    """How Postfix ``postfix`` describes a TLS session (an ``ssl`` or tlslite one) in its logs and
+    Received headers."""
     name, _, bits = tls.cipher()
-    return maillog.tls_summary(tls.version(), name, bits, resumed, anonymous)
+    return maillog.tls_summary(tls.version(), name, bits, resumed, postfix=postfix)
 
 
 def versions(generation: Generation) -> dict[str, str]:
@@ -198,7 +199,7 @@ class SimLab:
                                       lambda envelope, s: self.receive_mail(host, envelope, s))
 
                 def on_tls(tls: tls_engines.ServerSide) -> None:
-                    session.tls_details = tls_summary(tls)
+                    session.tls_details = tls_summary(tls, postfix=self.generation.postfix)
 
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send),
@@ -427,6 +428,8 @@ class SimLab:
                 self.log(host.name, program, maillog.TlsConnection("Anonymous", where, summary).format())
             return tls, "Anonymous"
         trust, failure = judge(der, client.anchors, policy, target)
+        if trust == "Trusted" and policy.level in MUST_MATCH and self.generation.postfix == "3.7":
+            trust = "Untrusted"  # 3.7 marks a chain trusted only when it also matched (measured)
         if policy.level in MUST_MATCH and trust != "Verified" and failure:
             purpose, reason = failure
             said = (maillog.VerificationFailed(where, reason, purpose).format() if not resumed
@@ -435,7 +438,7 @@ class SimLab:
             self.log(host.name, program, said)
         word = "Trusted" if trust == "Verified" and policy.level not in MUST_MATCH else trust
         if client.summary:
-            summary = maillog.TlsConnection(word, where, tls_summary(tls, resumed))
+            summary = maillog.TlsConnection(word, where, tls_summary(tls, resumed, self.generation.postfix))
             self.log(host.name, program, summary.format())
         tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
         tls.makefile("rb").readline()
