@@ -52,7 +52,7 @@ from mailtls.sim.sockets import SocketLike
 SIMULATED = LabConfig()
 address = SIMULATED.address
 
-LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
+LEVELS_REQUIRING_TLS = ("encrypt", "fingerprint", "verify", "secure")  # tls.h TLS_REQUIRED
 
 
 def tls_summary(tls: Any, resumed: bool = False, postfix: str = "3.10") -> str:
