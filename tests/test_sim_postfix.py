@@ -681,3 +681,15 @@ def test_the_key_exchange_is_named_as_each_generation_s_openssl_names_it(edited)
     summaries = [t.summary for line in edited.log("relay.lab.test")
                  if (t := maillog.TlsConnection.parse(line))]
     assert summaries and all(f" key-exchange {group} server-signature " in s for s in summaries)
+
+
+def test_fingerprint_requires_tls(edited) -> None:
+    """tls.h TLS_REQUIRED (every level above may): a fingerprint policy for a server that offers no
+    STARTTLS defers with 4.7.4 as encrypt does (smtp_proto.c). Source."""
+    edited.edit("relay/transport", "none@legacy.lab.test", "pinned@legacy.lab.test relay:[legacy.lab.test]\n"
+                                                           "none@legacy.lab.test")
+    policy(edited, "[legacy.lab.test] fingerprint match=" + "AB:" * 31 + "AB").start()
+    result = delivery(edited, through_relay("pinned@legacy.lab.test"))
+    legacy = LabConfig().address(host("legacy.lab.test"))
+    assert (result.dsn, result.reason) == ("4.7.4", f"TLS is required, but was not offered by host "
+                                                    f"legacy.lab.test[{legacy}]")
