@@ -410,6 +410,6 @@ def test_the_page_shows_every_setting_from_the_data(site: Path, language: str) -
     page = (site / language / "notebooks" / "simulated-lab.html").read_text(encoding="utf-8")
     shown = code_texts(page)
     assert not [s.name for s in SETTINGS if s.name not in shown]
-    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    text = html.unescape(re.sub(r"<[^>]+>", "", page)).replace("\u2019", "'")  # smart quotes back
     assert not [s.name for s in SETTINGS if s.how != MODELLED and getattr(s, language) not in text]
     assert all(getattr(category, language) in text for category in CATEGORIES)
