@@ -175,6 +175,19 @@ def test_the_defaults_are_package_data(generation: Generation) -> None:
     assert size < 80_000, "the lists ship to the browser: keep them small"
 
 
+@pytest.mark.parametrize("generation", GENERATIONS, **IDS)
+def test_the_simulation_s_own_defaults_are_the_binaries(generation: Generation) -> None:
+    """The defaults the Postfix simulation spells out (config.POSTFIX_DEFAULTS) are the package
+    data's, but for the few that are expressions there (given evaluated; the expression names
+    the value)."""
+    from mailtls.sim.config import EVALUATED_DEFAULTS, POSTFIX_DEFAULTS
+
+    data = built_in_defaults("postfix", generation.postfix)
+    assert {n: v for n, v in POSTFIX_DEFAULTS.items() if n not in EVALUATED_DEFAULTS and data[n] != v} == {}
+    assert all(POSTFIX_DEFAULTS[n] in data[n] or data[n] == "$virtual_mailbox_maps"
+               for n in EVALUATED_DEFAULTS)
+
+
 # -- Not modelled: NotModelled -----------------------------------------------------------------------
 
 
