@@ -218,9 +218,13 @@ class PostfixConfig:
 
     def get(self, name: str, overrides: dict[str, str] | None = None) -> str:
         """The value of parameter ``name`` for a service with ``overrides``, ``$name`` expanded; a
-        parameter not set has its default (``postconf -d`` of this generation)."""
-        settings = {**built_in_defaults("postfix", self.generation.postfix), **POSTFIX_DEFAULTS, **self.main,
-                    **(overrides or {})}
+        parameter not set has its default (``postconf -d`` of this generation). The defaults that
+        are the machine's are those of the lab's containers, whose host names are the hosts'
+        (labs/compose.yaml): ``myhostname`` is the host's name, ``mydomain`` its domain."""
+        defaults = built_in_defaults("postfix", self.generation.postfix)
+        settings = {**{n: v for n, v in defaults.items() if v is not None},
+                    "myhostname": self.host, "mydomain": self.host.partition(".")[2],
+                    **POSTFIX_DEFAULTS, **self.main, **(overrides or {})}
         return expand(settings.get(name, ""), settings)
 
     def check(self) -> None:
