@@ -45,6 +45,7 @@ extensions = [
     "browser_lab",  # "run in your browser": JupyterLite (jupyterlite-sphinx) with its own Pyodide
     "exercise_edits",  # {exercise-edits}: the classroom exercises' edits of labs/, as diffs
     "exercise_toctree",  # {exercise-toctree}: every exercise's page, in order, from the exercises
+    "sim_settings",  # {sim-settings}: the settings the simulated lab models, from its data
 ]
 
 # -- Sources -------------------------------------------------------------------------------

@@ -1,18 +1,24 @@
-"""The names of every Postfix and Dovecot setting of each generation, from the real binaries.
+"""The names and defaults of every Postfix and Dovecot setting of each generation, from the real binaries.
 
-The simulated lab refuses a ``dovecot.conf`` as the real Dovecot does, and for that it needs to
-know which names each Dovecot knows. This tool asks the servers themselves and writes one list
-per server version into ``src/mailtls/sim/names/`` (package data, names only, one a line):
+The simulated lab reacts to a setting as the real servers do: it refuses a ``dovecot.conf`` with
+a name Dovecot does not know, warns of a Postfix parameter Postfix does not know, and stops at a
+setting it does not model unless the setting has its default. For that it needs every name each
+server knows and its default. This tool asks the servers themselves and writes one list per
+server version into ``src/mailtls/sim/names/`` (package data, one name a line, sorted):
+``name = default`` (the default as the server prints it, spaces around ``=`` dropped at the
+ends), or the name alone where there is no default to compare with (a section type, a setting
+inside a section, or a default that depends on the machine: :data:`MACHINE_DEPENDENT`).
 
-- ``postfix-3.7.txt``, ``postfix-3.10.txt``: the parameter names of ``postconf -d``;
+- ``postfix-3.7.txt``, ``postfix-3.10.txt``: the parameters of ``postconf -d``;
 - ``dovecot-2.3.txt``: the settings of ``doveconf`` (2.3 prints every setting) with a probe
   configuration that has a ``passdb`` and a ``userdb``, so their settings are printed too.
-  A setting inside sections is written with the section types before it,
+  A setting inside sections is written with the section types before it and no default,
   ``service/inet_listener/port``; a section type alone ends in ``/`` (``service/``);
 - ``dovecot-2.4.txt``: the settings of ``doveconf -d`` and ``doveconf -n`` (which alone shows
   ``dovecot_config_version``) with a probe configuration of the two version settings. 2.4's
   settings are flat (the listeners' are ``inet_listener_port``, a passdb's ``passdb_driver``);
-  a name that opens a list (``import_environment {``) ends in ``/``.
+  a name that opens a list (``import_environment {``) ends in ``/``. The defaults are those of
+  the top level (``doveconf -d``'s lines outside any section); ``dovecot_config_version`` has none.
 
 Each generation's binaries are this machine's own when they are of that generation (``dovecot
 --version``, ``postconf -d -h mail_version``), else those of the image
@@ -42,6 +48,12 @@ NAMES = ROOT / "src" / "mailtls" / "sim" / "names"
 # Dovecot 2.3 prints a passdb's and a userdb's settings only when the configuration has one.
 PROBE_23 = "passdb {\n  driver = pam\n}\nuserdb {\n  driver = passwd\n}\n"
 PROBE_24 = "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
+# Defaults that are the machine's, not the server's (its host name, domain, networks, the process):
+# written without a value, so that the lists are the same on every machine.
+MACHINE_DEPENDENT = {
+    "postfix": ("myhostname", "mydomain", "mynetworks", "process_id"),
+    "dovecot": ("dovecot_config_version", "hostname"),
+}
 
 # run(program, arguments, configuration file text or None) -> the finished process (its exit
 # status, stdout and stderr: text), the configuration given as ``-c FILE`` before the arguments.
@@ -96,19 +108,31 @@ def output(run: Runner, program: str, arguments: list[str], configuration: str |
     return done.stdout
 
 
+def entry(server: str, name: str, default: str | None) -> str:
+    """One line of a list: ``name = default``, or ``name`` (no default, or the machine's)."""
+    if default is None or name in MACHINE_DEPENDENT[server]:
+        return name
+    return f"{name} = {default}".rstrip()
+
+
 def postfix_names(run: Runner) -> list[str]:
-    """Every parameter name of ``postconf -d``, sorted."""
-    return sorted({line.partition("=")[0].strip() for line in output(run, "postconf", ["-d"]).splitlines()
-                   if "=" in line})
+    """Every parameter of ``postconf -d`` with its default (``name = default``), sorted."""
+    found = {}
+    for line in output(run, "postconf", ["-d"]).splitlines():
+        if "=" in line:
+            name, _, default = line.partition("=")
+            found[name.strip()] = entry("postfix", name.strip(), default.strip())
+    return [found[name] for name in sorted(found)]
 
 
 def dovecot_names(run: Runner, generation: Generation) -> list[str]:
-    """Every setting name (with its section types in 2.3), sorted; see the module's docstring."""
+    """Every setting (with its section types in 2.3), sorted, those of the top level with their
+    default (``name = default``); see the module's docstring."""
     if generation.dovecot == "2.3":
         text = output(run, "doveconf", [], PROBE_23)
     else:  # -d leaves out dovecot_config_version, which -n shows
         text = output(run, "doveconf", ["-d"], PROBE_24) + output(run, "doveconf", ["-n"], PROBE_24)
-    names: set[str] = set()
+    names: dict[str, str] = {}
     path: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
@@ -120,13 +144,15 @@ def dovecot_names(run: Runner, generation: Generation) -> list[str]:
         if stripped.endswith("{"):
             kind = stripped.split()[0]
             path.append(kind)
-            names.add("/".join(path) + "/")
+            names.setdefault("/".join(path) + "/", "/".join(path) + "/")
             continue
-        name = stripped.partition("=")[0].strip()
+        name, _, default = (part.strip() for part in stripped.partition("="))
         if generation.dovecot == "2.4" and path:
             continue  # the keys of a list, or a default repeated inside a filter
-        names.add("/".join([*path, name]))
-    return sorted(names)
+        key = "/".join([*path, name])
+        if key not in names:  # -d's default, not the probe's value (-n, after it)
+            names[key] = entry("dovecot", key, None if path else default)
+    return [names[key] for key in sorted(names)]
 
 
 def lists(generation: Generation, run: Runner) -> dict[str, list[str]]:

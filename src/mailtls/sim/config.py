@@ -4,9 +4,17 @@ The simulated lab has no configuration of its own: every setting it obeys comes 
 ``labs/hosts/HOST/`` files the real servers run. This module reads ``main.cf`` (``name = value``,
 indented continuation lines, ``$name`` expansion), the ``-o`` overrides of each ``master.cf``
 service, lookup tables (texthash and inline) and the few Dovecot settings the course teaches,
-in Dovecot 2.4's language (Debian 13) or 2.3's (Debian 12). Like the real ``doveconf``, it
-refuses a ``dovecot.conf`` with a setting its Dovecot does not know, with doveconf's words; the
-names each version knows are package data (``names/``), made by ``tools/server_names.py``.
+in Dovecot 2.4's language (Debian 13) or 2.3's (Debian 12).
+
+It never ignores a setting without a word. Every name each server version knows, with its
+default, is package data (``names/``, made by ``tools/server_names.py`` from the real binaries):
+
+- a name the real server does not know gets its reaction: ``doveconf`` refuses the file
+  (:class:`DovecotRefused`, its words); ``postfix check`` warns of a Postfix parameter it does
+  not know, and the real lab refuses any such warning (:mod:`mailtls.hostfiles`), so the
+  simulated lab refuses it too, with the same lines (:class:`PostfixRefused`);
+- a setting the simulation does not model (:mod:`mailtls.sim.modelled_settings`), set to
+  anything but its default, stops the host with :class:`NotModelled`.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from mailtls.errors import LabError
-from mailtls.generations import DEFAULT, Generation, host_file
+from mailtls.errors import ConfigurationRefused, LabError
+from mailtls.generations import DEFAULT, GENERATIONS, Generation, host_file
+from mailtls.hosts import HOSTS
+from mailtls.sim import modelled_settings
+from mailtls.sim.modelled_settings import ACCEPTED, normalise
 
 # Postfix's built-in defaults for the settings the simulation reads: ``postconf -d`` of Postfix
 # 3.7.11 (Debian 12) and 3.10.13 (Debian 13) give the same values for all of them (tests/test_sim.py
@@ -55,20 +66,49 @@ EVALUATED_DEFAULTS = ("smtpd_relay_restrictions", "relay_domains", "syslog_name"
 SERVICE_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
 
 
-def read_main_cf(text: str) -> dict[str, str]:
-    """``main.cf`` as Postfix reads it: comments, continuation lines, the last setting wins."""
-    settings: dict[str, str] = {}
-    name = None
-    for line in text.splitlines():
+class NotModelled(LabError):
+    """A setting the simulated lab does not model, set to something else than its default (or, for
+    a setting it accepts at the lab's values only, to another value). The message is one line:
+    ``the simulated lab does not model NAME (FILE: NAME = VALUE); the real lab does: `COMMAND```."""
+
+
+class PostfixRefused(ConfigurationRefused):
+    """Files the real lab refuses because ``postfix check`` warns of them (an unknown parameter, a
+    parameter set twice, an undefined ``$name``); the message is the real lab's, with Postfix's
+    warning lines (see :func:`mailtls.hostfiles.postfix_refusal`)."""
+
+
+def real_lab_command(generation: Generation) -> str:
+    """The command that starts the real lab of ``generation`` (README.md, ``lab up``)."""
+    other = "" if generation == DEFAULT else f" --debian {generation.debian}"
+    return "sudo python -m mailtls lab up" + other
+
+
+def not_modelled(name: str, where: str, generation: Generation) -> NotModelled:
+    """The NotModelled error for setting ``name``, found at ``where`` (``FILE: name = value``)."""
+    return NotModelled(f"the simulated lab does not model {name} ({where}); the real lab does: "
+                       f"`{real_lab_command(generation)}`")
+
+
+def main_cf_entries(text: str) -> list[tuple[int, str, str]]:
+    """``main.cf``'s settings in order: (line number of the setting's first line, name, value),
+    comments skipped and continuation lines joined, as Postfix reads them (postconf(5))."""
+    entries: list[tuple[int, str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if line[0].isspace() and name is not None:
-            settings[name] += " " + line.strip()
+        if line[0].isspace() and entries:
+            start, name, value = entries[-1]
+            entries[-1] = (start, name, f"{value} {line.strip()}".strip())
             continue
         name, _, value = line.partition("=")
-        name = name.strip()
-        settings[name] = value.strip()
-    return settings
+        entries.append((number, name.strip(), value.strip()))
+    return entries
+
+
+def read_main_cf(text: str) -> dict[str, str]:
+    """``main.cf`` as Postfix reads it: comments, continuation lines, the last setting wins."""
+    return {name: value for _, name, value in main_cf_entries(text)}
 
 
 @dataclass
@@ -99,6 +139,14 @@ def read_master_cf(text: str) -> list[MasterService]:
                 service.overrides[name] = setting
         services.append(service)
     return services
+
+
+REFERENCE = re.compile(r"\$(?:\{(\w+)\}|\((\w+)\)|(\w+))")  # $name, ${name}, $(name); not ${name?...}
+
+
+def references(value: str) -> list[str]:
+    """The parameters a value names as ``$name``, ``${name}`` or ``$(name)`` (postconf(5))."""
+    return [next(group for group in match.groups() if group) for match in REFERENCE.finditer(value)]
 
 
 def expand(value: str, settings: dict[str, str], depth: int = 0) -> str:
@@ -151,18 +199,72 @@ class PostfixConfig:
 
     ``host_dir`` is the host's folder in ``labs/hosts/``; its files are ``generation``'s
     (:func:`mailtls.generations.host_file`: ``debianNN/NAME`` where the generations differ).
+    Raises PostfixRefused where the real lab refuses the files (``postfix check`` warns), then
+    NotModelled for a setting the simulation does not model set to anything but its default
+    (:meth:`check`).
     """
 
     def __init__(self, host_dir: Path, lab_files: Path, generation: Generation = DEFAULT) -> None:
         self.host_dir = host_dir
         self.lab_files = lab_files
         self.generation = generation
-        self.main = read_main_cf(host_file(host_dir, "main.cf", generation).read_text())
-        self.services = read_master_cf(host_file(host_dir, "master.cf", generation).read_text())
+        self.main_cf = host_file(host_dir, "main.cf", generation)
+        self.master_cf = host_file(host_dir, "master.cf", generation)
+        self.entries = main_cf_entries(self.main_cf.read_text())
+        self.main = {name: value for _, name, value in self.entries}
+        self.services = read_master_cf(self.master_cf.read_text())
+        self.host = host_name(host_dir)
+        self.check()
 
     def get(self, name: str, overrides: dict[str, str] | None = None) -> str:
-        settings = {**self.main, **(overrides or {})}
-        return expand(settings.get(name, POSTFIX_DEFAULTS.get(name, "")), settings)
+        """The value of parameter ``name`` for a service with ``overrides``, ``$name`` expanded; a
+        parameter not set has its default (``postconf -d`` of this generation). The defaults that
+        are the machine's are those of the lab's containers, whose host names are the hosts'
+        (labs/compose.yaml): ``myhostname`` is the host's name, ``mydomain`` its domain."""
+        defaults = built_in_defaults("postfix", self.generation.postfix)
+        settings = {**{n: v for n, v in defaults.items() if v is not None},
+                    "myhostname": self.host, "mydomain": self.host.partition(".")[2],
+                    **POSTFIX_DEFAULTS, **self.main, **(overrides or {})}
+        return expand(settings.get(name, ""), settings)
+
+    def check(self) -> None:
+        """Refuse what the real lab refuses, then what the simulation does not model.
+
+        The real lab refuses a host whose ``postfix -c DIR check`` prints a warning
+        (:func:`mailtls.hostfiles.postfix_refusal`); Postfix 3.7.11 and 3.10.13 print, in the
+        same words: ``FILE, line N: overriding earlier entry: NAME=VALUE`` (a parameter set
+        again in main.cf to another value: the line of the second, the value of the first),
+        ``FILE: unused parameter: NAME=VALUE`` (a name neither Postfix nor any ``$NAME`` knows,
+        in main.cf or as a master.cf ``-o``) and ``FILE: undefined parameter: NAME`` (a ``$NAME``
+        of no parameter). Raises PostfixRefused with the real lab's message and those lines (each
+        once; the real one repeats them, once per postconf run), naming the files under labs/.
+        """
+        warnings = postfix_warnings(self.main_cf, self.entries, self.master_cf, self.services,
+                                    setting_names("postfix", self.generation.postfix))
+        if warnings:
+            raise PostfixRefused(f"Postfix refuses the configuration of {self.host} ({self.host_dir}):\n"
+                                 + "\n".join(warnings))
+        defaults = built_in_defaults("postfix", self.generation.postfix)
+        main_cf = shown(self.main_cf)
+        checks = [(name, value, f"{main_cf}: {name} = {normalise_spaces(value)}")
+                  for name, value in self.main.items()]
+        checks += [(name, value, f"{shown(self.master_cf)}, service {service.name}: -o {name}={value}")
+                   for service in self.services for name, value in service.overrides.items()]
+        services = {service.name for service in self.services} | {"default"}
+        for name, value, where in checks:
+            transport, _, suffix = name.partition("_")
+            while suffix and transport not in services:
+                more, _, suffix = suffix.partition("_")
+                transport += "_" + more
+            entry = modelled_settings.find("postfix", name) or (
+                modelled_settings.find("postfix", "TRANSPORT_" + suffix) if suffix else None)
+            if entry is not None:
+                if not entry.allows(value, self.host):
+                    raise not_modelled(name, where, self.generation)
+            elif name in defaults:
+                if defaults[name] is None or normalise_spaces(value) != normalise_spaces(defaults[name]):
+                    raise not_modelled(name, where, self.generation)
+            # else: a parameter of the file's own, which counts where a parameter names it ($name)
 
     def listeners(self) -> dict[int, MasterService]:
         """The smtpd services by port."""
@@ -182,6 +284,77 @@ class PostfixConfig:
         for reference in reversed(split_tables(self.get(setting, overrides))):
             merged.update(read_table(reference, self.host_dir, self.lab_files, self.generation))
         return merged
+
+
+def normalise_spaces(value: str) -> str:
+    """A value with its runs of spaces made one, as Postfix joins continuation lines."""
+    return " ".join(value.split())
+
+
+def shown(path: Path) -> str:
+    """A lab file's path as the messages name it: from the folder that holds ``labs/`` down."""
+    parts = path.parts
+    at = len(parts) - 1 - parts[::-1].index("hosts") if "hosts" in parts else 0
+    return str(Path(*parts[max(at - 1, 0):]))
+
+
+def host_name(folder: Path) -> str:
+    """The lab host whose files are in ``folder`` (or one of its ``debianNN/``): ``mail.lab.test``."""
+    for part in reversed(folder.parts):
+        for host in HOSTS:
+            if host.short == part:
+                return host.name
+    return folder.name
+
+
+def transport_suffixes(known: frozenset[str]) -> frozenset[str]:
+    """The endings of the parameters each delivery service of master.cf has (postconf(5),
+    ``transport_destination_concurrency_limit``...): those of the service ``retry``, which has no
+    parameters of its own."""
+    return frozenset(name.removeprefix("retry_") for name in known if name.startswith("retry_"))
+
+
+def postfix_warnings(main_cf: Path, entries: list[tuple[int, str, str]], master_cf: Path,
+                     services: list[MasterService], known: frozenset[str]) -> list[str]:
+    """The warnings ``postfix -c DIR check`` prints for these files (see :meth:`PostfixConfig.check`),
+    each once, with the files' paths as :func:`shown` gives them."""
+    program = "/usr/sbin/postconf: warning: "
+    main_path, master_path = shown(main_cf), shown(master_cf)
+    main = {name: value for _, name, value in entries}
+    suffixes = transport_suffixes(known)
+    names = {service.name for service in services}
+    used = {ref for value in main.values() for ref in references(value)}
+    used |= {ref for service in services for value in service.overrides.values() for ref in references(value)}
+    used |= set(words(main.get("smtpd_restriction_classes", "")))
+
+    def unknown(name: str) -> bool:
+        transport, _, suffix = name.partition("_")
+        while suffix:
+            if transport in names and suffix in suffixes:
+                return False
+            more, _, suffix = suffix.partition("_")
+            transport += "_" + more
+        return name not in known and name not in used
+
+    warnings, earlier = [], {}
+    for number, name, value in entries:
+        if name in earlier and earlier[name] != value:  # the same value again: no warning
+            warnings.append(f"{program}{main_path}, line {number}: overriding earlier entry: "
+                            f"{name}={earlier[name]}")
+        earlier[name] = value
+    defined = known | set(main)
+    warnings += [f"{program}{main_path}: undefined parameter: {ref}"
+                 for ref in dict.fromkeys(ref for value in main.values() for ref in references(value))
+                 if ref not in defined]
+    warnings += [f"{program}{main_path}: unused parameter: {name}={value}"
+                 for name, value in main.items() if unknown(name)]
+    for service in services:
+        warnings += [f"{program}{master_path}: undefined parameter: {ref}"
+                     for value in service.overrides.values() for ref in references(value)
+                     if ref not in defined and ref not in service.overrides]
+    warnings += [f"{program}{master_path}: unused parameter: {name}={value}"
+                 for service in services for name, value in service.overrides.items() if unknown(name)]
+    return list(dict.fromkeys(warnings))
 
 
 def split_tables(value: str) -> list[str]:
@@ -208,7 +381,7 @@ def split_tables(value: str) -> list[str]:
 # -- Dovecot ----------------------------------------------------------------------------------------
 
 
-class DovecotRefused(LabError):
+class DovecotRefused(ConfigurationRefused):
     """Dovecot does not start with this ``dovecot.conf``; the message is doveconf's own line
     (``doveconf: Fatal: Error in configuration file FILE line N: ...``)."""
 
@@ -219,8 +392,21 @@ def setting_names(server: str, version: str) -> frozenset[str]:
     ``2.4``), as ``tools/server_names.py`` took them from the real binaries (see its docstring
     for the shapes: Dovecot 2.3's are paths of section types, ``service/inet_listener/port``).
     Raises FileNotFoundError for a version the package has no list of."""
+    return frozenset(built_in_defaults(server, version))
+
+
+@cache
+def built_in_defaults(server: str, version: str) -> dict[str, str | None]:
+    """Every setting name of ``server`` ``version`` (as :func:`setting_names`) with its default as
+    the real binary prints it (``postconf -d``, ``doveconf -d``), or None where the list has no
+    default: a setting inside sections, a section type, a default that is the machine's
+    (``myhostname``). Raises FileNotFoundError for a version the package has no list of."""
     text = (resources.files("mailtls.sim") / "names" / f"{server}-{version}.txt").read_text()
-    return frozenset(text.split())
+    defaults: dict[str, str | None] = {}
+    for line in text.splitlines():
+        name, equals, default = line.partition(" =")
+        defaults[name] = default.strip() if equals else None
+    return defaults
 
 
 # Sections whose contents are filters of the top level's settings (both versions), and 2.3's
@@ -375,6 +561,53 @@ class DovecotChecker:
         self.refuse(number, f"Unknown section name: {kind}")
 
     def finish(self) -> None:
-        """What 2.4 checks once the whole file is read."""
+        """What 2.4 checks once the whole file is read; then what the simulation does not model
+        (:meth:`check_modelled`)."""
         if self.dovecot == "2.4" and "dovecot_storage_version" not in self.seen:
             self.refuse(None, "dovecot_storage_version setting must be set")
+        self.check_modelled()
+
+    def check_modelled(self) -> None:
+        """Raise NotModelled for the first setting the simulation does not model.
+
+        At the top level, a setting is checked as Postfix's are: modelled, accepted, fixed at the
+        lab's values (:mod:`mailtls.sim.modelled_settings`), else it must have ``doveconf -d``'s
+        default. Inside a filter (``protocol imap { }``, ``local``, ``remote``) only an accepted
+        setting passes: the simulation applies no filter. Inside other sections a setting is
+        known by its path (``service lmtp/inet_listener lmtp/port``) and must be in the data,
+        whatever its value (a default there depends on the section); so must a section itself
+        (a new ``service pop3-login { }``, 2.4's ``passdb pam { }``).
+        """
+        generation = next(g for g in GENERATIONS if g.dovecot == self.dovecot)
+        host = host_name(self.path.parent)
+        defaults = built_in_defaults("dovecot", self.dovecot)
+        sections: list[tuple[str, str]] = []
+        for number, raw in enumerate(self.path.read_text().splitlines(), start=1):
+            line = raw.split("#", 1)[0].strip()
+            where = f"{shown(self.path)} line {number}: {line}"
+            if not line or line.startswith("!"):
+                continue
+            if line.endswith("{"):
+                kind, _, name = line[:-1].strip().partition(" ")
+                sections.append((kind, name.strip()))
+                path = "/".join(f"{k} {n}".strip() for k, n in sections)
+                if not any(k in FILTERS for k, _ in sections) \
+                        and not modelled_settings.opens_known_section(path):
+                    raise not_modelled(f"{path} {{ }}", where, generation)
+                continue
+            if line == "}":
+                if sections:
+                    sections.pop()
+                continue
+            name, _, value = (part.strip() for part in line.partition("="))
+            path = "/".join([*(f"{k} {n}".strip() for k, n in sections), name])
+            entry = modelled_settings.find("dovecot", path)
+            if any(k in FILTERS for k, _ in sections):
+                if entry is None or entry.how != ACCEPTED:
+                    inside = " ".join(f"{k} {n}".strip() for k, n in sections)
+                    raise not_modelled(f"{name} inside {inside} {{ }}", where, generation)
+            elif entry is not None:
+                if not entry.allows(value, host):
+                    raise not_modelled(path, where, generation)
+            elif sections or normalise(value) != normalise(defaults.get(name) or "\0"):
+                raise not_modelled(path, where, generation)
