@@ -426,3 +426,25 @@ def test_the_page_shows_every_setting_from_the_data(site: Path, language: str) -
     text = html.unescape(re.sub(r"<[^>]+>", "", page)).replace("\u2019", "'")  # smart quotes back
     assert not [s.name for s in SETTINGS if s.how != MODELLED and getattr(s, language) not in text]
     assert all(getattr(category, language) in text for category in CATEGORIES)
+
+
+def test_postfix_expands_values_as_postconf_does() -> None:
+    """:func:`mailtls.sim.config.expand` against ``postconf -x -d`` of this machine's Postfix, on
+    every default that uses an expansion (conditionals and compatibility levels included)."""
+    from helpers.requirements import require_program
+    from mailtls.sim.config import expand
+
+    require_program("postconf", "Debian package postfix")
+
+    def postconf(*options: str) -> dict[str, str]:
+        listed = subprocess.run(["postconf", *options], capture_output=True, text=True, check=True).stdout
+        return {name.strip(): value.strip() for name, _, value in
+                (line.partition("=") for line in listed.splitlines())}
+
+    raw, expanded = postconf("-d"), postconf("-x", "-d")
+    # postconf leaves a few values as they are (texts with $ of their own, expanded as mail comes).
+    with_expansions = [name for name, value in raw.items() if "$" in value and "$" not in expanded[name]]
+    assert len(with_expansions) > 100 and any("<level" in raw[name] for name in with_expansions)
+    wrong = {name: (expand(raw[name], raw), expanded[name]) for name in with_expansions
+             if " ".join(expand(raw[name], raw).split()) != " ".join(expanded[name].split())}
+    assert not wrong

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from mailtls.sim.config import PostfixConfig, words
+from mailtls.sim.config import NotModelled, PostfixConfig, words
 from mailtls.sim.session import Reply
 
 LINE_LIMIT = 2048  # Postfix's line_length_limit
@@ -378,14 +378,6 @@ def new_queue_id() -> str:
 
 
 # -- smtpd's TLS settings, as smtpd.c and src/tls/ read them ----------------------------------------
-
-try:  # the settings model's refusal, where it exists
-    from mailtls.sim.config import NotModelled  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the settings model defines it
-    from mailtls.errors import LabError
-
-    class NotModelled(LabError):  # type: ignore[no-redef]
-        """A setting the simulated lab does not model, set to a value it cannot follow."""
 
 # The TLS versions the simulated engines speak, in order (Dovecot's ssl_min_protocol words).
 VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
