@@ -215,7 +215,8 @@ def _braced_values(text: str) -> list[str]:
 
 
 def _level(text: str) -> tuple[int, ...]:
-    """A compatibility level as numbers to compare (``3.10`` > ``3.6``; postconf(5), "compatibility_level")."""
+    """A compatibility level as numbers to compare (``3.10`` > ``3.6``; postconf(5),
+    "compatibility_level")."""
     return tuple(int(part) for part in re.findall(r"\d+", text)) or (0,)
 
 
@@ -251,7 +252,8 @@ def _expand_braced(inner: str, settings: dict[str, str], depth: int) -> str:
     else:
         when_set = when_empty = rest
     if operator == "?":
-        return expand(when_set if current else (when_empty if rest.startswith("{") else ""), settings, depth + 1)
+        chosen = when_set if current else (when_empty if rest.startswith("{") else "")
+        return expand(chosen, settings, depth + 1)
     return "" if current else expand(when_set, settings, depth + 1)
 
 
