@@ -1,6 +1,11 @@
 """The simulated lab: the lab's hosts simulated in one Python process, from the same files.
 
+- ``modelled_settings``: which settings it models, which it accepts as changing nothing the lab
+  can show, and at which values (data; the site's page "What the simulated lab simplifies" is
+  made from it); ``names/`` holds every setting's name and default, from the real binaries;
 - ``config``: main.cf, master.cf, lookup tables and dovecot.conf, read as the servers read them;
+  a setting the simulation does not model, set to anything but its default, stops the host
+  (``NotModelled``), and what the real servers refuse, they refuse with the servers' words;
 - ``smtpd`` and ``imapd``: Postfix's smtpd and Dovecot's IMAP as sans-IO sessions (line in, reply out);
 - ``session``: what such a session answers (:class:`~mailtls.sim.session.Reply`) and its interface;
 - ``sockets``: the socket interface that the network's sockets and the TLS sockets over them share;
