@@ -20,12 +20,13 @@ from typing import Any, BinaryIO
 
 from mailtls import generations, maillog, runtime, smtp_reply, wiretap
 from mailtls.config import LabConfig
+from mailtls.errors import LabError
 from mailtls.generations import Generation
 from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
-from mailtls.sim.config import DovecotConfig, PostfixConfig
+from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
 from mailtls.sim.sockets import SocketLike
@@ -35,6 +36,11 @@ SIMULATED = LabConfig()
 address = SIMULATED.address
 
 LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
+# The packages' full versions, as the servers name themselves in their logs when they start
+# (``postconf -d -h mail_version``; ``dovecot --version``), Debian 12 and 13.
+POSTFIX_RELEASES = {"3.7": "3.7.11", "3.10": "3.10.13"}
+DOVECOT_RELEASES = {"2.3": "v2.3.19.1 (9b53102964)", "2.4": "v2.4.1-4 (7d8c0e5759)"}
+LAB_FILES = "/run/mailtls/"  # where the hosts' files name the lab's generated files
 
 
 def tls_summary(tls: Any, resumed: bool = False) -> str:
@@ -79,6 +85,8 @@ class SimLab:
         self.postfix: dict[str, PostfixConfig] = {}
         self.listeners: dict[tuple[str, int], network.Listener] = {}
         self.recipients: dict[str, Recipients] = {}
+        for dovecot in self.dovecot.values():  # doveconf reads these files when Dovecot starts
+            dovecot.check_files(self.lab_file)
         network.clear()
         for host in HOSTS:
             (self.files / "hosts" / host.name / "log").mkdir(parents=True, exist_ok=True)
@@ -111,14 +119,34 @@ class SimLab:
                          self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
+        """The host's Postfix log (``maillog_file``): where both real backends keep it too,
+        ``hosts/HOST/log/postfix.log`` in the lab's files, and what ``status.json``'s "logs" names."""
         return self.files / "hosts" / host_name / "log" / "postfix.log"
 
-    def log(self, host_name: str, program: str, text: str) -> None:
+    def dovecot_log_file(self, host_name: str) -> Path:
+        """The host's Dovecot log: its ``log_path = /var/log/dovecot.log``, which both real backends keep
+        beside the Postfix log (the native backend sets ``log_path`` there; the containers mount the
+        folder on /var/log). ``lab logs`` shows both; ``status.json`` names only the Postfix one."""
+        return self.files / "hosts" / host_name / "log" / "dovecot.log"
+
+    def log(self, host_name: str, program: str, text: str, pid: int | None = None) -> None:
         """Append a line to the host's Postfix log, as ``maillog_file`` gets it (see
-        :mod:`mailtls.maillog`)."""
-        line = maillog.LogLine.now(host_name.split(".")[0], program, threading.get_ident() % 100000, text)
+        :mod:`mailtls.maillog`); ``pid`` is the process's (one smtpd keeps one for its connection)."""
+        pid = pid if pid is not None else threading.get_ident() % 100000
+        line = maillog.LogLine.now(host_name.split(".")[0], program, pid, text)
         with self.lock, self.log_file(host_name).open("a") as log:
             log.write(line.format() + "\n")
+
+    def dovecot_log(self, host_name: str, process: str, level: str, text: str) -> None:
+        """Append a line to the host's Dovecot log (:class:`mailtls.maillog.DovecotLine`)."""
+        line = maillog.DovecotLine.now(process, level, text)
+        with self.lock, self.dovecot_log_file(host_name).open("a") as log:
+            log.write(line.format() + "\n")
+
+    def lab_file(self, path: str) -> Path | None:
+        """The file of this lab that a path of the hosts' files names (``/run/mailtls/NAME``); None for
+        a path elsewhere, which the simulated hosts do not have."""
+        return self.files / path.removeprefix(LAB_FILES) if path.startswith(LAB_FILES) else None
 
     def authenticate(self, login: str, password: str) -> bool:
         return self.passwords.get(login) == password
@@ -140,21 +168,28 @@ class SimLab:
     def start_postfix(self, host: Host) -> None:
         config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
+        release = POSTFIX_RELEASES.get(self.generation.postfix, self.generation.postfix)
+        self.log(host.name, "postfix/master", maillog.MasterStarted(release).format())
         recipients = self.recipients[host.name] = Recipients(config)
         context = self.server_context(host) if host.certificate != "none" else None
         for port in config.listeners():
             settings = SmtpServerSettings.read(config, port)
 
-            def accept(connection: network.Connection, client: str, settings=settings) -> network.LineServer:
+            program = config.get("syslog_name", {**config.listeners()[port].overrides,
+                                                 "service_name": config.listeners()[port].name}) + "/smtpd"
+
+            def accept(connection: network.Connection, client: str, settings=settings,
+                       program=program) -> network.LineServer:
                 session = SmtpSession(settings, recipients, client, self.authenticate,
                                       lambda envelope, s: self.receive_mail(host, envelope, s))
 
                 def on_tls(tls: tls_engines.ServerSide) -> None:
                     session.tls_details = tls_summary(tls)
 
+                events = SmtpdLog(self, host, program, client)
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send),
-                                          settings.wrapper, on_tls)
+                                          settings.wrapper, on_tls, events=events)
 
             self.listen(address(host), port, accept)
 
@@ -288,16 +323,80 @@ class SimLab:
     # -- Dovecot ----------------------------------------------------------------------------
 
     def start_dovecot(self, host: Host) -> None:
+        """Dovecot's imap-login listeners, with TLS as its settings make it (see :meth:`dovecot_tls`).
+
+        With ``ssl = no`` a listener with ``ssl = yes`` does not listen, and a port of 0 disables its
+        listener (measured with Dovecot 2.3.19.1 and 2.4.1: connection refused on both).
+        """
         config = self.dovecot[host.name]
-        context = self.server_context(host, config.ssl_min_protocol)
+        self.dovecot_log(host.name, "master", "Info",
+                         f"Dovecot {DOVECOT_RELEASES.get(config.dovecot, config.dovecot)} starting up for "
+                         f"{', '.join(config.protocols)} (core dumps disabled)")
+        if config.dovecot == "2.4" and config.ssl_min_protocol.lower() == "any":  # measured on 2.4.1
+            self.dovecot_log(host.name, "config", "Warning",
+                             "ssl_min_protocol=ANY is used - This is insecure and intended only for testing")
+        context, tls_error = self.dovecot_tls(host, config)
         for port, implicit in config.listeners.items():
+            if port == 0 or (implicit and config.ssl == "no"):
+                continue
+
             def accept(connection: network.Connection, client: str, port=port,
-                       implicit=implicit) -> network.LineServer:
-                session = ImapSession(config, port, self.authenticate, self.mailbox)
+                       implicit=implicit) -> network.Handler:
+                session = ImapSession(config, port, self.authenticate, self.mailbox,
+                                      log=lambda *line: self.dovecot_log(host.name, *line),
+                                      rip=client, lip=address(host), tls_error=tls_error)
+                if implicit and tls_error is not None:  # measured: the Error line, then a reset
+                    session.log_tls_error()
+                    connection.reset()
+                    return Hangup()
                 return network.LineServer(connection, session,
-                                          lambda send: tls_engines.server_side(context, send), implicit)
+                                          lambda send: tls_engines.server_side(context, send), implicit,
+                                          events=session,  # type: ignore[arg-type]
+                                          alert_on_failure=config.dovecot != "2.3")
 
             self.listen(address(host), port, accept)
+
+    def dovecot_tls(self, host: Host, config: DovecotConfig) -> tuple[Any, str | None]:
+        """The TLS context Dovecot's settings make, or why imap-login cannot make one.
+
+        Dovecot starts with a key that does not match its certificate, a 2.3 ``ssl_cert`` without ``<``,
+        or an ``ssl_min_protocol`` it does not know; then imap-login fails to set up TLS at each
+        connection that needs it, and logs why (words measured with 2.3.19.1 and 2.4.1, returned as the
+        second item). Raises LabError for settings the simulation does not model: a cipher list other
+        than the default or the protocols exercise's ``@SECLEVEL=0``, certificate files outside the lab's
+        files, no certificate at all.
+        """
+        if config.ssl == "no":
+            return None, None
+        cert_name, key_name = CERT_SETTINGS[config.dovecot]
+        if not config.cipher_list_modelled():
+            raise LabError(f"the simulated lab does not model ssl_cipher_list = {config.ssl_cipher_list}; "
+                           "the real lab does: it passes the list to OpenSSL")
+        if config.ssl_cert is None or config.ssl_key is None:
+            raise LabError(f"the simulated lab does not model a Dovecot with ssl = {config.ssl} and no "
+                           f"{cert_name} or {key_name}; the real lab does: set both")
+        cert_path, key_path = config.file_of(config.ssl_cert), config.file_of(config.ssl_key)
+        if cert_path is None:  # 2.3's ssl_cert without "<": the path itself is read as PEM text
+            return None, "Can't load SSL certificate (ssl_cert setting): There is no valid PEM certificate."
+        for name, path in ((cert_name, cert_path), (key_name, key_path)):
+            if path is None or self.lab_file(path) is None:
+                raise LabError(f"the simulated lab does not model {name} = {path or config.ssl_key[0]}; the "
+                               "real lab does: the simulated hosts have only the lab's files, under "
+                               + LAB_FILES)
+        cert_file, key_file = self.lab_file(cert_path), self.lab_file(key_path)  # type: ignore[arg-type]
+        if not keys_match(cert_file, key_file):  # type: ignore[arg-type]
+            return None, ("Can't load SSL private key (ssl_key setting): Key is for a different cert than "
+                          "ssl_cert" if config.dovecot == "2.3" else
+                          "Can't load SSL private key (ssl_server_key_file setting): Key file is for a "
+                          "different certificate file")
+        minimum = config.minimum_version
+        if minimum is None:
+            value = config.ssl_min_protocol
+            return None, (f"Unknown ssl_min_protocol setting '{value}'" if config.dovecot == "2.3" else
+                          f"Can't set minimum protocol to '{value}' (ssl_min_protocol setting): "
+                          "Unknown value")
+        context = tls_engines.server_context(certfile=str(cert_file), keyfile=str(key_file), minimum=minimum)
+        return context, None
 
     # -- The wiretap on mitm.lab.test ---------------------------------------------------------
 
@@ -316,6 +415,122 @@ class SimLab:
                 return WiretapServer(connection, tap.relay(route), upstream)
 
             self.listen(address(host), service.port, accept)
+
+
+class SmtpdLog(network.Events):
+    """What Postfix's smtpd logs of one connection, with ``smtpd_tls_loglevel = 1`` and
+    ``smtpd_peername_lookup = no`` (the lab's main.cf): ``connect from unknown[ADDR]``, the TLS line,
+    a failed handshake, ``lost connection after CMD`` for a client that leaves without QUIT, and the
+    ``disconnect from`` line with smtpd's command counters.
+
+    The counters are smtpd's (smtpd.c, ``smtpd_proto``): every command line counts once in its
+    command's total (an unknown one as ``unknown``), and once more in its successes when its last
+    reply is not an error: AUTH when the exchange ends in 235, DATA when the message is accepted,
+    STARTTLS when the handshake completes.
+    """
+
+    def __init__(self, lab: SimLab, host: Host, program: str, client_address: str) -> None:
+        self.lab, self.host, self.program = lab, host, program
+        self.client = f"unknown[{client_address}]"
+        self.pid = 1000 + secrets.randbelow(60000)
+        self.counts: dict[str, list[int]] = {}  # command -> [successes, total]
+        self.where = "CONNECT"  # the last command smtpd recognised (SMTPD_AFTER_CONNECT at first)
+        self.pending: str | None = None  # a command whose outcome is not known yet (DATA, AUTH, STARTTLS)
+        self.data_bytes = 0
+        self.quit = False
+        self.write(maillog.ClientConnect(self.client).format())
+
+    def write(self, text: str) -> None:
+        self.lab.log(self.host.name, self.program, text, pid=self.pid)
+
+    def count(self, command: str, success: bool) -> None:
+        counts = self.counts.setdefault(command, [0, 0])
+        counts[1] += 1
+        counts[0] += int(success)
+
+    def tls_started(self, tls: Any) -> None:
+        resumed = bool(getattr(getattr(tls, "tls", None), "session_reused", False))
+        self.write(maillog.TlsConnection("Anonymous", self.client, tls_summary(tls, resumed),
+                                         direction="from").format())
+        if self.pending == "starttls":
+            self.pending = None
+            self.count("starttls", True)
+
+    def tls_failed(self, failure: Exception | None) -> None:
+        """tls_server.c: ``: -1`` when OpenSSL said why, ``: lost connection`` when the client left."""
+        detail = "-1" if failure is not None else "lost connection"
+        self.write(maillog.SslAcceptError(self.client, detail).format())
+        if self.pending == "starttls":
+            self.pending = None
+            self.count("starttls", False)
+
+    def exchanged(self, line: bytes, reply: Any) -> None:
+        last = reply.data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1] if reply is not None else b""
+        code = int(last[:3]) if last[:3].isdigit() else 0
+        if self.pending == "data":
+            self.data_bytes += len(line)
+            if reply is not None:  # the end of the message
+                self.pending = None
+                self.count("data", code < 400)
+                self.where = "END-OF-MESSAGE"
+            return
+        if self.pending == "auth":
+            if code != 334:
+                self.pending = None
+                self.count("auth", code < 400)
+            return
+        words = line.split()
+        command = words[0].decode("latin-1").lower() if words else ""
+        if command not in maillog.SMTPD_COMMANDS or command == "unknown":
+            self.count("unknown", False)
+            self.where = "UNKNOWN"
+            return
+        self.where = command.upper()
+        if command == "data" and code == 354:
+            self.pending, self.data_bytes = "data", 0
+        elif command == "auth" and code == 334:
+            self.pending = "auth"
+        elif command == "starttls" and reply is not None and reply.start_tls:
+            self.pending = "starttls"
+        else:
+            self.count(command, 0 < code < 400)
+        self.quit = self.quit or (command == "quit" and code < 400)
+
+    def ended(self, by_client: bool) -> None:
+        if not self.quit and self.where != "END-OF-MESSAGE":
+            queue_id = "NOQUEUE" if self.lab.generation.postfix != "3.7" else None
+            size = self.data_bytes if self.pending == "data" else None
+            self.write(maillog.LostConnection(self.where, self.client, queue_id, size).format())
+        if self.pending is not None:  # a command that never finished counts as failed
+            self.count(self.pending, False)
+            self.pending = None
+        counts = tuple((name, success, total) for name, (success, total) in self.counts.items())
+        self.write(maillog.ClientDisconnect(self.client, counts).format())
+
+
+class Hangup:
+    """A connection the server has already hung up on: whatever arrives is ignored."""
+
+    def received(self, data: bytes) -> None:
+        pass
+
+    def hung_up(self) -> None:
+        pass
+
+
+def keys_match(certificate: Path, key: Path) -> bool:
+    """True when the key file holds the private key of the certificate file's public key.
+
+    Raises LabError for a key the simulation cannot read (the lab's keys are ECDSA P-256)."""
+    from ecdsa import SigningKey
+
+    try:
+        signing = SigningKey.from_pem(key.read_text())
+    except (ValueError, OSError) as failure:
+        raise LabError(f"the simulated lab does not model the key {key.name}: {failure}") from None
+    point = signing.get_verifying_key().to_string("uncompressed")
+    cert = x509.pem_certificates(certificate.read_bytes())
+    return bool(cert) and cert[0].public_point == point
 
 
 class WiretapServer:
