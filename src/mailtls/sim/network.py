@@ -93,6 +93,8 @@ class VirtualSocket(SocketLike):
     def sendall(self, data: bytes, flags: int = 0) -> None:
         if self._closed:
             raise OSError(errno.EBADF, "Bad file descriptor")
+        if self.connection.reset_by_server:
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
         if self.connection.closed_by_server:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         if data:
