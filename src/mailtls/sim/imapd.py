@@ -81,6 +81,9 @@ TEXTS = {
     ),
 }
 TIMING = "(0.001 + 0.000 secs)."
+SELECT_TIMING = "(0.001 + 0.000 + 0.001 secs)."  # SELECT adds the time it waited for the mailbox's lock
+# A mailbox's UIDVALIDITY: Dovecot takes the time the mailbox was made (one value for this process).
+UIDVALIDITY = int(time.time())
 # OpenSSL's error for a failed handshake, by the ``reason`` of the engine's ssl.SSLError: the code and
 # text imap-login logs after "SSL_accept() failed: " (measured with Dovecot 2.3.19.1 / OpenSSL 3.0 and
 # 2.4.1 / OpenSSL 3.5; 2.4's OpenSSL calls alert 42 "ssl/tls alert bad certificate").
@@ -309,9 +312,9 @@ class ImapSession:
         return self.say("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
                         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] "
                         "Flags permitted.",
-                        f"* {count} EXISTS", "* 0 RECENT", "* OK [UIDVALIDITY 1] UIDs valid",
+                        f"* {count} EXISTS", "* 0 RECENT", f"* OK [UIDVALIDITY {UIDVALIDITY}] UIDs valid",
                         f"* OK [UIDNEXT {count + 1}] Predicted next UID",
-                        f"{tag} OK [{mode}] Select completed {TIMING}")
+                        f"{tag} OK [{mode}] Select completed {SELECT_TIMING}")
 
     def do_examine(self, tag: str, argument: str) -> Reply:
         return self.do_select(tag, argument, mode="READ-ONLY")
