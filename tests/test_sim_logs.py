@@ -397,3 +397,22 @@ def test_disconnect_counts_in_smtpd_command_table_order() -> None:
 
 # BOOKWORM is imported for the module's readers: both generations run every parametrized test above.
 assert BOOKWORM in GENERATIONS
+
+
+# Measured with Dovecot 2.3.19.1 and 2.4.1 alike (an LMTP delivery of a message with a Message-ID).
+LMTP = [("lmtp(…)", "Info: Connect from 127.0.0.1"),
+        ("lmtp(alice@lab.test)<…><…>", "Info: msgid=<m1@lab.test>: saved mail to INBOX"),
+        ("lmtp(…)", "Info: Disconnect from 127.0.0.1: Logged out (state=READY)")]
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_dovecot_logs_each_lmtp_delivery(generation: Generation, tmp_path: Path) -> None:
+    user = "alice@lab.test"
+    with simulated(generation, tmp_path) as lab:
+        with smtplib.SMTP(MAIL_ADDRESS, 587, timeout=TIMEOUT) as smtp:
+            smtp.starttls(context=trusting(lab))
+            smtp.login(user, lab.passwords[user])
+            smtp.sendmail(user, [user], "Message-ID: <m1@lab.test>\r\nSubject: log\r\n\r\nA test.\r\n")
+        logged = [(re.sub(r"\(\d+\)", "(…)", normal(process)), text)
+                  for process, text in dovecot_texts(lab)[1:]]
+    assert logged == LMTP

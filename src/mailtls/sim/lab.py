@@ -9,7 +9,9 @@ What it simplifies is listed on the site's page "What the simulated lab simplifi
 from __future__ import annotations
 
 import atexit
+import base64
 import datetime as dt
+import re
 import secrets
 import shutil
 import ssl
@@ -237,9 +239,24 @@ class SimLab:
                       f"\tid {secrets.token_urlsafe(16)}\r\n\t(envelope-from <{sender}>)\r\n"
                       f"\tfor <{user}>; {date}\r\n")
             self.store(user, header.encode() + message)
+            self.log_lmtp(host, user, message)
         else:
             self.store(recipient.rpartition("@")[2].lower(),
                        f"Delivered-To: {recipient}\r\n".encode() + message)
+
+    def log_lmtp(self, host: Host, user: str, message: bytes) -> None:
+        """What Dovecot's lmtp logs of one delivery (measured with 2.3.19.1 and 2.4.1 alike: the
+        connection, ``msgid=<...>: saved mail to INBOX``, the disconnection)."""
+        pid = 1000 + secrets.randbelow(60000)
+        session = base64.b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        found = re.search(rb"^Message-ID:[ \t]*(.*?)\r?$", message.split(b"\r\n\r\n", 1)[0],
+                          re.IGNORECASE | re.MULTILINE)
+        msgid = found[1].decode("latin-1").strip() if found else "unspecified"
+        self.dovecot_log(host.name, f"lmtp({pid})", "Info", "Connect from 127.0.0.1")
+        self.dovecot_log(host.name, f"lmtp({user})<{pid}><{session}>", "Info",
+                         f"msgid={msgid}: saved mail to INBOX")
+        self.dovecot_log(host.name, f"lmtp({pid})", "Info",
+                         "Disconnect from 127.0.0.1: Logged out (state=READY)")
 
     # -- The relay's SMTP client (Postfix's smtp with its TLS levels) --------------------------
 
