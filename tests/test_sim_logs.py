@@ -172,6 +172,10 @@ def unknown_command(lab) -> None:
 CLIENT = "unknown[198.18.0.1]"
 TLS_FROM = (f"Anonymous TLS connection established from {CLIENT}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 "
             "(256/256 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256")
+# smtpd_sasl_glue.c (3.7.11 and 3.10.13): the reason is Dovecot's, which gives none; the user is the
+# one of Dovecot's FAIL reply (xsasl_dovecot_server.c). smtplib tries PLAIN, then LOGIN.
+SASL_FAILED = (f"warning: {CLIENT}: SASL {{mechanism}} authentication failed: (reason unavailable), "
+               "sasl_username=alice@lab.test")
 SUBMISSION, SUBMISSIONS, SMTP = "postfix/submission/smtpd", "postfix/submissions/smtpd", "postfix/smtpd"
 # (program, text) of smtpd's lines for each scenario; "NOQUEUE: " is Postfix 3.10's, absent in 3.7.
 SMTPD = {
@@ -186,6 +190,8 @@ SMTPD = {
                      (SUBMISSION, f"NOQUEUE: lost connection after STARTTLS from {CLIENT}"),
                      (SUBMISSION, f"disconnect from {CLIENT} ehlo=1 starttls=0/1 commands=1/2")],
     wrong_password: [(SUBMISSION, f"connect from {CLIENT}"), (SUBMISSION, TLS_FROM),
+                     (SUBMISSION, SASL_FAILED.format(mechanism="PLAIN")),
+                     (SUBMISSION, SASL_FAILED.format(mechanism="LOGIN")),
                      (SUBMISSION,
                       f"disconnect from {CLIENT} ehlo=2 starttls=1 auth=0/2 quit=1 commands=4/6")],
     silent_on_465: [(SUBMISSIONS, f"connect from {CLIENT}"),

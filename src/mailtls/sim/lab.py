@@ -455,6 +455,8 @@ class SmtpdLog(network.Events):
         self.pending: str | None = None  # a command whose outcome is not known yet (DATA, AUTH, STARTTLS)
         self.data_bytes = 0
         self.quit = False
+        self.auth_mechanism = ""
+        self.auth_answers: list[bytes] = []  # the client's answers to AUTH, base64 (the initial one first)
         self.write(maillog.ClientConnect(self.client).format())
 
     def write(self, text: str) -> None:
@@ -492,9 +494,10 @@ class SmtpdLog(network.Events):
                 self.where = "END-OF-MESSAGE"
             return
         if self.pending == "auth":
+            self.auth_answers.append(line.strip())
             if code != 334:
                 self.pending = None
-                self.count("auth", code < 400)
+                self.auth_done(code)
             return
         words = line.split()
         command = words[0].decode("latin-1").lower() if words else ""
@@ -505,13 +508,38 @@ class SmtpdLog(network.Events):
         self.where = command.upper()
         if command == "data" and code == 354:
             self.pending, self.data_bytes = "data", 0
-        elif command == "auth" and code == 334:
-            self.pending = "auth"
+        elif command == "auth":
+            self.auth_mechanism = words[1].decode("latin-1").upper() if len(words) > 1 else ""
+            self.auth_answers = words[2:3]
+            if code == 334:
+                self.pending = "auth"
+            else:
+                self.auth_done(code)
         elif command == "starttls" and reply is not None and reply.start_tls:
             self.pending = "starttls"
         else:
             self.count(command, 0 < code < 400)
         self.quit = self.quit or (command == "quit" and code < 400)
+
+    def auth_done(self, code: int) -> None:
+        """An AUTH exchange ended: counted, and a failure logged as smtpd_sasl_glue.c logs it
+        (``warning: unknown[ADDR]: SASL PLAIN authentication failed: (reason unavailable),
+        sasl_username=USER``: Dovecot's auth service gives no reason)."""
+        self.count("auth", code < 400)
+        if code not in (535, 454) or not self.auth_mechanism:
+            return
+        try:
+            decoded = [base64.b64decode(answer, validate=True).decode("utf-8")
+                       for answer in self.auth_answers]
+        except ValueError:
+            decoded = []
+        user = ""
+        if self.auth_mechanism == "PLAIN" and decoded:
+            user = decoded[0].split("\0")[1] if decoded[0].count("\0") == 2 else ""
+        elif self.auth_mechanism == "LOGIN" and decoded:
+            user = decoded[0]
+        self.write(f"warning: {self.client}: SASL {self.auth_mechanism} authentication failed: "
+                   f"(reason unavailable), sasl_username={user or '(unavailable)'}")
 
     def ended(self, by_client: bool) -> None:
         if not self.quit and self.where != "END-OF-MESSAGE":
