@@ -235,11 +235,13 @@ def test_tls_that_cannot_be_set_up_fails_at_each_connection(generation: Generati
 
 @pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
 @pytest.mark.parametrize("which", ["certificate", "key"])
-def test_a_missing_certificate_file_stops_dovecot(generation: Generation, which: str,
+@pytest.mark.parametrize("ssl_setting", ["yes", "no"])
+def test_a_missing_certificate_file_stops_dovecot(generation: Generation, which: str, ssl_setting: str,
                                                   tmp_path: Path) -> None:
-    """Measured: ``doveconf -n`` accepts the file, ``dovecot`` does not start: ``doveconf: Fatal: Error
-    in configuration file FILE line N: ssl_cert: Can't open file PATH: No such file or directory``
-    (2.3), ``...: ssl_server_cert_file: open(PATH) failed: No such file or directory`` (2.4)."""
+    """Measured: ``doveconf -n`` accepts the file, ``dovecot`` does not start (with ``ssl = no`` too):
+    ``doveconf: Fatal: Error in configuration file FILE line N: ssl_cert: Can't open file PATH: No such
+    file or directory`` (2.3), ``...: ssl_server_cert_file: open(PATH) failed: No such file or
+    directory`` (2.4)."""
     from mailtls.sim.config import DovecotRefused
 
     name = {("2.3", "certificate"): "ssl_cert", ("2.3", "key"): "ssl_key",
@@ -248,7 +250,10 @@ def test_a_missing_certificate_file_stops_dovecot(generation: Generation, which:
     suffix = "pem" if which == "certificate" else "key"
     old = f"/run/mailtls/mail.lab.test.{suffix}"
     new = "/run/mailtls/missing." + suffix
-    with pytest.raises(DovecotRefused) as refused, simulated(generation, tmp_path, replace(old, new)):
+    def edit(text: str) -> str:
+        return replace("\nssl = yes\n", f"\nssl = {ssl_setting}\n")(replace(old, new)(text))
+
+    with pytest.raises(DovecotRefused) as refused, simulated(generation, tmp_path, edit):
         pass
     conf = tmp_path / "labs" / "hosts" / "mail" / generation.folder / "dovecot.conf"
     line = next(number for number, text in enumerate(conf.read_text().splitlines(), start=1) if new in text)

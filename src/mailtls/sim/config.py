@@ -378,10 +378,8 @@ class DovecotConfig:
         doveconf reads these files when Dovecot starts (``doveconf -n`` does not): a missing one stops
         it with ``doveconf: Fatal: Error in configuration file FILE line N: ssl_cert: Can't open file
         PATH: No such file or directory`` (2.3.19.1) or ``...: ssl_server_cert_file: open(PATH) failed:
-        No such file or directory`` (2.4.1). Raises DovecotRefused with those words.
+        No such file or directory`` (2.4.1), with ``ssl = no`` too. Raises DovecotRefused with those words.
         """
-        if self.ssl == "no":
-            return
         for name, setting in zip(CERT_SETTINGS[self.dovecot], (self.ssl_cert, self.ssl_key), strict=True):
             path = self.file_of(setting)
             if path is None or setting is None:
