@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import shutil
 import smtplib
 import socket
 import ssl
@@ -422,3 +423,35 @@ def test_dovecot_logs_each_lmtp_delivery(generation: Generation, tmp_path: Path)
         logged = [(re.sub(r"\(\d+\)", "(…)", normal(process)), text)
                   for process, text in dovecot_texts(lab)[1:]]
     assert logged == LMTP
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+@pytest.mark.parametrize("ssl_setting", ["yes", "required"])
+def test_an_authenticate_refused_before_tls(generation: Generation, ssl_setting: str, tmp_path: Path) -> None:
+    """AUTHENTICATE PLAIN on 143 before STARTTLS, then LOGOUT (measured with Dovecot 2.3.19.1 and 2.4.1,
+    the lab's file with ``ssl = yes`` and with ``ssl = required``)."""
+    from mailtls.sim.lab import SimLab
+
+    labs = tmp_path / "labs"
+    shutil.copytree(SHIPPED_LABS, labs)
+    conf = labs / "hosts" / "mail" / generation.folder / "dovecot.conf"
+    conf.write_text(conf.read_text().replace("\nssl = yes\n", f"\nssl = {ssl_setting}\n"))
+    saved = socket.create_connection
+    try:
+        lab = SimLab(labs=labs, files=tmp_path / "files", generation=generation)
+        imap = imaplib.IMAP4(MAIL_ADDRESS, 143, timeout=TIMEOUT)
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.authenticate("PLAIN", lambda challenge: b"\0alice@lab.test\0secret")
+        imap.logout()
+    finally:
+        socket.create_connection = saved
+    refused = {("2.3", "yes"): ("tried to use disallowed plaintext auth", ""),
+               ("2.4", "yes"): ("tried to use disallowed cleartext auth, 1 attempts in 0 secs",
+                                " (cleartext_auth_disabled)"),
+               ("2.3", "required"): ("auth failed, 1 attempts in 0 secs", ""),
+               ("2.4", "required"): ("auth failed, 1 attempts in 0 secs", " (auth_failed)")}
+    why, code = refused[(generation.dovecot, ssl_setting)]
+    event = (f"Disconnected: Aborted login by logging out ({why})" if generation.dovecot == "2.3"
+             else f"Login aborted: Logged out ({why}){code}")
+    assert [normal(text) for _, text in dovecot_texts(lab)[1:]] == [
+        f"Info: {event}: user=<>, method=PLAIN, {FIELDS}, session=<…>"]

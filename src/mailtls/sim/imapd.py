@@ -258,8 +258,9 @@ class ImapSession:
         """
         mechanism, _, initial = argument.partition(" ")
         mechanism = mechanism.lower()
-        if not self.tls_active and self.config.ssl == "required":
-            self.refused_cleartext(mechanism)
+        if not self.tls_active and self.config.ssl == "required":  # a failed attempt, no user (measured)
+            self.attempts += 1
+            self.attempted_user, self.attempted_method = "", mechanism.upper()
             return self.say(f"{tag} {self.texts.ssl_required}")
         if mechanism not in ("plain", "login") or mechanism not in self.config.auth_mechanisms:
             return self.say(f"{tag} NO [ALERT] Unsupported authentication mechanism.")
