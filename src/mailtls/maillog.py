@@ -15,8 +15,9 @@ are those of Postfix's own messages:
   with Trust one of Anonymous, Untrusted, Trusted, Verified (postconf(5), ``smtp_tls_loglevel``
   and TLS_README "Client-side TLS activity logging");
 - :class:`VerificationFailed`: smtp's ``certificate verification failed for host[addr]:port: reason``;
-- :class:`MasterStarted`: master's ``daemon started -- version 3.10.13, configuration /etc/postfix``,
-  the first line of a host's log (master.c);
+- :class:`SystemStarting` and :class:`MasterStarted`: postfix-script's ``starting the Postfix mail
+  system`` and master's ``daemon started -- version 3.10.13, configuration /etc/postfix``, the first
+  lines of a host's log (master.c);
 - :class:`ClientConnect`, :class:`ClientDisconnect`: smtpd's ``connect from unknown[addr]`` and
   ``disconnect from unknown[addr] ehlo=1 ... commands=N`` with its command counters (smtpd.c,
   ``smtpd_format_cmd_stats``);
@@ -209,6 +210,19 @@ class MasterStarted:
     def parse(cls, text: str) -> MasterStarted | None:
         match = _MASTER_STARTED.fullmatch(text)
         return None if match is None else cls(match["version"], match["config"])
+
+
+@dataclass(frozen=True)
+class SystemStarting:
+    """``postfix start`` began (postfix-script: ``starting the Postfix mail system``), the line before
+    :class:`MasterStarted`."""
+
+    def format(self) -> str:
+        return "starting the Postfix mail system"
+
+    @classmethod
+    def parse(cls, text: str) -> SystemStarting | None:
+        return cls() if text == "starting the Postfix mail system" else None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from mailtls.provision import provision
 from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
 from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig
-from mailtls.sim.imapd import ImapSession
+from mailtls.sim.imapd import ImapSession, openssl_error
 from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
 from mailtls.sim.sockets import SocketLike
 
@@ -43,6 +43,15 @@ LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
 POSTFIX_RELEASES = {"3.7": "3.7.11", "3.10": "3.10.13"}
 DOVECOT_RELEASES = {"2.3": "v2.3.19.1 (9b53102964)", "2.4": "v2.4.1-4 (7d8c0e5759)"}
 LAB_FILES = "/run/mailtls/"  # where the hosts' files name the lab's generated files
+# Where OpenSSL raised the error smtpd logs after a failed handshake, by Postfix version (OpenSSL 3.0
+# in Debian 12, 3.5 in Debian 13) and ssl.SSLError reason: measured with Postfix 3.7.11 and 3.10.13
+# (a TLS 1.0-1.1 client on 587, a clear-text EHLO on 465). Others get no warning line here.
+OPENSSL_PLACES = {
+    ("3.7", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1664",
+    ("3.7", "WRONG_VERSION_NUMBER"): "../ssl/record/ssl3_record.c:350",
+    ("3.10", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1780",
+    ("3.10", "WRONG_VERSION_NUMBER"): "../ssl/record/methods/tlsany_meth.c:77",
+}
 
 
 def tls_summary(tls: Any, resumed: bool = False) -> str:
@@ -171,6 +180,7 @@ class SimLab:
         config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
         release = POSTFIX_RELEASES.get(self.generation.postfix, self.generation.postfix)
+        self.log(host.name, "postfix/postfix-script", maillog.SystemStarting().format())
         self.log(host.name, "postfix/master", maillog.MasterStarted(release).format())
         recipients = self.recipients[host.name] = Recipients(config)
         context = self.server_context(host) if host.certificate != "none" else None
@@ -479,6 +489,10 @@ class SmtpdLog(network.Events):
         """tls_server.c: ``: -1`` when OpenSSL said why, ``: lost connection`` when the client left."""
         detail = "-1" if failure is not None else "lost connection"
         self.write(maillog.SslAcceptError(self.client, detail).format())
+        reason = getattr(failure, "reason", None)
+        where = OPENSSL_PLACES.get((self.lab.generation.postfix, reason or ""))
+        if where is not None:  # tls_print_errors(): OpenSSL's error queue, one warning a line
+            self.write(f"warning: TLS library problem: {openssl_error(reason, '2.3')}:{where}:")
         if self.pending == "starttls":
             self.pending = None
             self.count("starttls", False)
