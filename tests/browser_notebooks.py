@@ -65,12 +65,20 @@ def reopen(page, url: str) -> dict:
 
 
 def run_repl(page, url: str) -> dict:
-    """A stock REPL that prints a line on start: the time to its output."""
+    """A REPL that runs the code of its URL: the time to its first output, and every output once
+    the code has finished (its prompt numbered, none running)."""
     start = time.monotonic()
     page.goto(url)
     page.wait_for_selector(".jp-OutputArea-output", timeout=CELL_TIMEOUT_MS)
-    return {"url": url, "first_output_s": round(time.monotonic() - start, 2),
-            "cells": page.evaluate(OUTPUTS_JS), "errors": []}
+    first_output = time.monotonic() - start
+    page.wait_for_function("""() => {
+        const prompts = Array.from(document.querySelectorAll('.jp-CodeConsole .jp-InputPrompt'))
+            .map(p => p.textContent).filter(text => text.trim());
+        return prompts.some(text => /\\[\\d+\\]/.test(text)) && !prompts.some(text => text.includes('*'));
+    }""", timeout=CELL_TIMEOUT_MS, polling=500)
+    cells = page.evaluate(OUTPUTS_JS)
+    return {"url": url, "first_output_s": round(first_output, 2), "cells": cells,
+            "errors": [o["text"] for c in cells for o in c["outputs"] if "error" in o["mime"]]}
 
 
 def main(argv: list[str]) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from course import LANGUAGES, BuiltSite, build_site
 from helpers.cli import mailtls
-from helpers.labs import LAB_KINDS, container_listing, scratch_labs
+from helpers.labs import LAB_KINDS, container_listing, lab_kind, scratch_labs
 from helpers.requirements import require_backend
 
 
@@ -36,7 +36,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     from mailtls.config import LabConfig
     from mailtls.lab import connect
 
-    backend_name, _, release = request.param.partition("-debian")
+    backend_name, release = lab_kind(request.param)
     require_backend(backend_name)
     if runtime.state(LabConfig()):
         pytest.fail("a lab is already up on this machine; stop it with `python -m mailtls lab down` first")

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 from bs4 import BeautifulSoup
 
+import reported_cases
 from course import LANGUAGES, ROOT, notebook_names
 from helpers.requirements import require, require_program
 from helpers.web import offline_notebooks_command
@@ -140,3 +141,18 @@ def test_a_notebook_opens_fresh_after_a_run(site: Path, tmp_path: Path) -> None:
     assert any(cell["outputs"] for cell in first["cells"])
     assert "failure" not in again, again.get("failure")
     assert again["cells"] and not any(cell["outputs"] for cell in again["cells"])
+
+
+@pytest.mark.browser
+def test_the_reported_cases_behave_in_the_browser_as_on_the_real_lab(site: Path, tmp_path: Path) -> None:
+    """The five configurations and clients of ``tests/reported_cases.py``, in Pyodide in Chromium
+    (tlslite-ng, the browser's ``ssl`` stub): the real lab's outcomes."""
+    code = (ROOT / "tests" / "reported_cases.py").read_text()
+    [result] = run_in_chromium(site, ["en/lite/repl/index.html?kernel=python&code=" + quote(code)],
+                               tmp_path / "results.json")
+    assert "failure" not in result, result.get("failure")
+    texts = [o["text"] for cell in result["cells"] for o in cell["outputs"]]
+    assert not result["errors"], result["errors"]
+    reported = next((t for t in texts if "REPORTED " in t), None)
+    assert reported is not None, texts
+    assert json.loads(reported.partition("REPORTED ")[2].strip()) == reported_cases.EXPECTED

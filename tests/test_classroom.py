@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import mailtls
-from helpers.labs import LAB_KINDS, container_listing
+from helpers.labs import LAB_KINDS, container_listing, lab_kind
 from helpers.mail import has_subject, submit, text_message
 from helpers.network import answers
 from helpers.polling import within
@@ -78,7 +78,7 @@ def assert_class_gone(backend: str) -> None:
 @pytest.mark.lab
 @pytest.mark.parametrize("which", LAB_KINDS)
 def test_two_students_share_nothing(which: str, tmp_path: Path) -> None:
-    backend, _, release = which.partition("-debian")
+    backend, release = lab_kind(which)
     require_backend(backend)
     assert students_up() == [], "a classroom is already up: `python -m mailtls lab down` first"
     copies = tmp_path / "classroom"

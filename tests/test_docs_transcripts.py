@@ -12,12 +12,10 @@ chapters quote that no lab of that generation checked fails the run under CI.
 from __future__ import annotations
 
 import base64
-import warnings
 
 import pytest
 
 from course import DOCS
-from helpers.requirements import in_ci
 from helpers.sessions import LineSession
 from helpers.transcripts import Exercised, lab_debian, quoted_lines, text_blocks, unmatched
 
@@ -68,12 +66,7 @@ EXERCISED = Exercised()
 def every_quoted_generation_is_checked():
     """At the end of the run: each generation the chapters quote was checked by a lab of its own."""
     yield
-    missing = EXERCISED.missing({chapter: quoted_server_lines(chapter) for chapter in CHAPTERS})
-    if missing:
-        message = f"quoted lines no lab of their generation checked (chapter, Debian): {missing}"
-        if in_ci():
-            pytest.fail(message)
-        warnings.warn(message, stacklevel=1)
+    EXERCISED.complain({chapter: quoted_server_lines(chapter) for chapter in CHAPTERS}, "chapter")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

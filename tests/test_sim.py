@@ -672,3 +672,21 @@ def test_the_default_generation_is_debian_13(monkeypatch) -> None:
     from mailtls.sim.lab import SimLab
 
     assert SimLab.__init__.__defaults__[-1] is None and generations.DEFAULT == TRIXIE
+
+
+# -- The reported cases -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["ssl", "tlslite"])
+@pytest.mark.parametrize("debian", [13, 12])
+def test_the_reported_cases_behave_as_on_the_real_lab(engine: str, debian: int) -> None:
+    """``tests/reported_cases.py`` on each generation and TLS engine: the real lab's outcomes
+    (its browser run is in ``tests/test_browser_lab.py``)."""
+    import reported_cases
+    from mailtls.sim import tls
+
+    previous = tls.use(engine)
+    try:
+        assert reported_cases.run(debian) == reported_cases.EXPECTED
+    finally:
+        tls.use(previous)

@@ -14,7 +14,8 @@ are those of Postfix's own messages:
 - :class:`TlsConnection`: smtp's ``Trust TLS connection established to host[addr]:port: summary``,
   with Trust one of Anonymous, Untrusted, Trusted, Verified (postconf(5), ``smtp_tls_loglevel``
   and TLS_README "Client-side TLS activity logging");
-- :class:`VerificationFailed`: smtp's ``certificate verification failed for host[addr]:port: reason``;
+- :class:`VerificationFailed`: smtp's ``[server ]certificate verification failed for host[addr]:port:
+  reason``;
 - :class:`SystemStarting` and :class:`MasterStarted`: postfix-script's ``starting the Postfix mail
   system`` and master's ``daemon started -- version 3.10.13, configuration /etc/postfix``, the first
   lines of a host's log (master.c);
@@ -54,7 +55,8 @@ _DELIVERY = re.compile(r"(?P<queue_id>\w+): to=<(?P<recipient>[^>]*)>,(?P<fields
 _FIELD = re.compile(r" (\w+)=([^,]*),")
 _TLS_CONNECTION = re.compile(r"(?P<trust>\w+) TLS connection (?P<usage>established|reused) "
                              r"(?P<direction>to|from) (?P<where>\S+): (?P<summary>.*)")
-_VERIFICATION_FAILED = re.compile(r"certificate verification failed for (?P<where>\S+): (?P<reason>.*)")
+_VERIFICATION_FAILED = re.compile(r"(?:(?P<purpose>server|client|CA) )?certificate verification failed for "
+                                  r"(?P<where>\S+): (?P<reason>.*)")
 
 
 @dataclass(frozen=True)
@@ -168,18 +170,25 @@ class TlsConnection:
 
 @dataclass(frozen=True)
 class VerificationFailed:
-    """An smtp client at level verify or secure found the certificate wanting, and says why."""
+    """An smtp client at a level that must match (fingerprint, verify, secure) found the
+    certificate wanting, and says why (src/tls/tls_verify.c, ``tls_log_verify_error``).
+
+    Its own reasons come without ``purpose`` (``untrusted issuer /CN=...``, ``self-signed
+    certificate``); OpenSSL's others with it (``server``, then ``num=62:hostname mismatch``).
+    """
 
     where: str
-    reason: str  # OpenSSL's reason, or "hostname mismatch"
+    reason: str
+    purpose: str = ""  # "server", "client", "CA", or "" for the reasons tls_verify.c words itself
 
     def format(self) -> str:
-        return f"certificate verification failed for {self.where}: {self.reason}"
+        prefix = f"{self.purpose} " if self.purpose else ""
+        return f"{prefix}certificate verification failed for {self.where}: {self.reason}"
 
     @classmethod
     def parse(cls, text: str) -> VerificationFailed | None:
         match = _VERIFICATION_FAILED.fullmatch(text)
-        return None if match is None else cls(match["where"], match["reason"])
+        return None if match is None else cls(match["where"], match["reason"], match["purpose"] or "")
 
 
 # -- smtpd's connection lines and master's start (Postfix 3.7 and 3.10) ------------------------------
@@ -435,12 +444,20 @@ class ImapSessionEnd:
                    int(counts.get("body_count", 0)), int(counts.get("body_bytes", 0)))
 
 
-def tls_summary(version: str, cipher: str, bits: int, resumed: bool = False) -> str:
+def tls_summary(version: str, cipher: str, bits: int, resumed: bool = False, anonymous: bool = False,
+                postfix: str = "3.7") -> str:
     """How Postfix describes a TLS session (ECDSA P-256 certificate, X25519) in logs and Received headers.
 
-    A resumed session shows no server digest: no signature was made.
+    A resumed session shows no server digest: no signature was made. An anonymous one (no
+    certificate: ``ADH-AES256-GCM-SHA384``) shows only the version and cipher. The key exchange
+    is OpenSSL's name of the group: ``X25519`` with OpenSSL 3.0 (Postfix 3.7, Debian 12),
+    ``x25519`` with OpenSSL 3.5 (Postfix 3.10, Debian 13). All measured with Postfix 3.10.13 and
+    3.7.11.
     """
-    summary = (f"{version} with cipher {cipher} ({bits}/{bits} bits) key-exchange X25519 "
+    if anonymous:
+        return f"{version} with cipher {cipher} ({bits}/{bits} bits)"
+    group = "x25519" if postfix != "3.7" else "X25519"
+    summary = (f"{version} with cipher {cipher} ({bits}/{bits} bits) key-exchange {group} "
                "server-signature ECDSA (prime256v1)")
     return summary if resumed else summary + " server-digest SHA256"
 

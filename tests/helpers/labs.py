@@ -16,6 +16,13 @@ from helpers.paths import LABS
 LAB_KINDS = ["native", "containers-debian13", "containers-debian12"]
 
 
+def lab_kind(kind: str) -> tuple[str, str | None]:
+    """``containers-debian13`` -> (``containers``, ``"13"``); ``native`` -> (``native``, None): the
+    backend and the Debian release a name of :data:`LAB_KINDS` asks for (None: the backend's own)."""
+    backend, _, release = kind.partition("-debian")
+    return backend, release or None
+
+
 def scratch_labs(destination: Path) -> Path:
     """Copy labs/ into ``destination`` (made if missing, filled if it exists) and return it.
 

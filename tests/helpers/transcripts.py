@@ -12,10 +12,14 @@ generation outside such tabs. Its lines are checked against what that generation
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import pytest
+
+from helpers.requirements import in_ci
 from mailtls.generations import GENERATIONS
 
 #: The Debian releases the course's blocks can belong to, newest first: ``(13, 12)``.
@@ -114,6 +118,17 @@ class Exercised:
         return sorted((what, debian) for what, lines in quoted.items()
                       for debian in set().union(*lines.values())
                       if debian not in self.checked.get(what, set()))
+
+    def complain(self, quoted: dict[str, dict[str, frozenset[int]]], where: str) -> None:
+        """At the end of a run: fail (under CI) or warn if ``missing(quoted)`` is not empty;
+        ``where`` says what the keys of ``quoted`` are, for the message."""
+        missing = self.missing(quoted)
+        if not missing:
+            return
+        message = f"quoted lines no lab of their generation checked ({where}, Debian): {missing}"
+        if in_ci():
+            pytest.fail(message)
+        warnings.warn(message, stacklevel=1)
 
 
 def as_pattern(quoted: str) -> re.Pattern[str]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import datetime as dt
+import hashlib
 import re
 import secrets
 import shutil
 import ssl
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,14 +33,28 @@ from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
 from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig
 from mailtls.sim.imapd import ImapSession, openssl_error
-from mailtls.sim.smtpd import Envelope, Recipients, SmtpServerSettings, SmtpSession, new_queue_id
+from mailtls.sim.smtpd import (
+    SYSTEM_CA_FILE,
+    SYSTEM_CA_PATH,
+    Envelope,
+    NotModelled,
+    Recipients,
+    ServerTls,
+    SmtpServerSettings,
+    SmtpSession,
+    boolean,
+    lab_path,
+    new_queue_id,
+    protocol_range,
+    tls_level,
+)
 from mailtls.sim.sockets import SocketLike
 
 # The simulated lab is the single lab of a machine, at the real lab's addresses.
 SIMULATED = LabConfig()
 address = SIMULATED.address
 
-LEVELS_REQUIRING_TLS = ("encrypt", "verify", "secure")
+LEVELS_REQUIRING_TLS = ("encrypt", "fingerprint", "verify", "secure")  # tls.h TLS_REQUIRED
 # The packages' full versions, as the servers name themselves in their logs when they start
 # (``postconf -d -h mail_version``; ``dovecot --version``), Debian 12 and 13.
 POSTFIX_RELEASES = {"3.7": "3.7.11", "3.10": "3.10.13"}
@@ -54,10 +71,11 @@ OPENSSL_PLACES = {
 }
 
 
-def tls_summary(tls: Any, resumed: bool = False) -> str:
-    """How Postfix describes a TLS session (an ``ssl`` or tlslite one) in its logs and Received headers."""
+def tls_summary(tls: Any, resumed: bool = False, postfix: str = "3.10") -> str:
+    """How Postfix ``postfix`` describes a TLS session (an ``ssl`` or tlslite one) in its logs and
+    Received headers."""
     name, _, bits = tls.cipher()
-    return maillog.tls_summary(tls.version(), name, bits, resumed)
+    return maillog.tls_summary(tls.version(), name, bits, resumed, postfix=postfix)
 
 
 def versions(generation: Generation) -> dict[str, str]:
@@ -92,6 +110,7 @@ class SimLab:
         self.lock = threading.Lock()
         self.tls_sessions: dict[str, Any] = {}  # the relay's session cache
         self.client_contexts: dict[str, Any] = {}
+        self.smtp_clients: dict[str, SmtpClient] = {}  # the relay's smtp processes, by host and transport
         (self.files / "wiretap.mode").write_text("pass\n")
         self.postfix: dict[str, PostfixConfig] = {}
         self.listeners: dict[tuple[str, int], network.Listener] = {}
@@ -177,33 +196,76 @@ class SimLab:
     # -- Postfix ----------------------------------------------------------------------------
 
     def start_postfix(self, host: Host) -> None:
+        """Every smtpd service of the host's master.cf, listening; each with its own TLS engine.
+
+        Raises :class:`mailtls.sim.smtpd.NotModelled` for a setting the simulation cannot follow.
+        What an smtpd process logs as it starts (a certificate file it cannot open, a level it
+        does not know) is logged at the service's first connection, as a new process logs it; a
+        process that dies as it starts (``fatal:``) answers no connection: the client waits for a
+        greeting that never comes, as behind the real master, which throttles the service.
+        """
         config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
         release = POSTFIX_RELEASES.get(self.generation.postfix, self.generation.postfix)
         self.log(host.name, "postfix/postfix-script", maillog.SystemStarting().format())
         self.log(host.name, "postfix/master", maillog.MasterStarted(release).format())
         recipients = self.recipients[host.name] = Recipients(config)
-        context = self.server_context(host) if host.certificate != "none" else None
-        for port in config.listeners():
+        for port, service in config.listeners().items():
             settings = SmtpServerSettings.read(config, port)
+            program = f"{settings.syslog_name}/smtpd"
+            context = self.postfix_context(settings.tls) if settings.tls and settings.tls.engine else None
+            started: list[bool] = []
 
-            program = config.get("syslog_name", {**config.listeners()[port].overrides,
-                                                 "service_name": config.listeners()[port].name}) + "/smtpd"
-
-            def accept(connection: network.Connection, client: str, settings=settings,
-                       program=program) -> network.LineServer:
+            def accept(connection: network.Connection, client: str, settings=settings, program=program,
+                       context=context, started=started, name=service.name) -> Any:
+                tls = settings.tls
+                if tls is not None and tls.fatal:
+                    self.log(host.name, program, tls.fatal)
+                    for line in ("warning: process /usr/lib/postfix/sbin/smtpd pid 0 exit status 1",
+                                 "warning: /usr/lib/postfix/sbin/smtpd: bad command startup -- throttling"):
+                        self.log(host.name, "postfix/master", line)
+                    return Silent()
+                if not started and tls is not None:
+                    for line in tls.warnings:
+                        self.log(host.name, program, line)
+                started.append(True)
+                events = SmtpdLog(self, host, program, client)
+                if settings.wrapper and context is None:  # smtpd_proto, after "connect from"
+                    self.log(host.name, program,
+                             f"warning: Wrapper-mode request dropped from unknown[{client}] for service "
+                             f"{name}. TLS context "
+                             "initialization failed. For details see earlier warnings in your logs.")
+                    connection.close()
+                    events.ended(by_client=False)
+                    return Silent()
                 session = SmtpSession(settings, recipients, client, self.authenticate,
                                       lambda envelope, s: self.receive_mail(host, envelope, s))
 
                 def on_tls(tls: tls_engines.ServerSide) -> None:
-                    session.tls_details = tls_summary(tls)
+                    session.tls_details = tls_summary(tls, postfix=self.generation.postfix)
 
-                events = SmtpdLog(self, host, program, client)
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send),
                                           settings.wrapper, on_tls, events=events)
 
             self.listen(address(host), port, accept)
+
+    def postfix_context(self, tls: ServerTls) -> Any:
+        """smtpd's TLS engine (``tls_server_init``): its certificate and key, or none at all (every
+        handshake then fails, as with OpenSSL and no certificate), and its range of versions. The
+        OpenSSL security level is 0, as Postfix's tls_server.c sets it, so TLS 1.0 and 1.1 work
+        where the versions allow them."""
+        certfile, keyfile = tls.certificate if tls.certificate else (None, None)
+        arguments: dict[str, Any] = {"certfile": certfile, "keyfile": keyfile, "minimum": tls.versions[0]}
+        if tls.versions[1] != "TLSv1.3":  # the engines' default highest version
+            arguments["maximum"] = tls.versions[1]
+        context = tls_engines.server_context(**arguments)
+        if certfile is None and isinstance(context, ssl.SSLContext):
+            # Without a certificate only anonymous suites can work, and Postfix's cipher lists keep
+            # them (a Postfix client at may or encrypt gets one; clients that offer none fail).
+            with contextlib.suppress(ssl.SSLError, NotImplementedError):
+                context.set_ciphers("ALL:@SECLEVEL=0")
+        return context
 
     def receive_mail(self, host: Host, envelope: Envelope, session: SmtpSession) -> str:
         """What cleanup and the queue manager do with a message smtpd accepted."""
@@ -272,80 +334,175 @@ class SimLab:
 
     def deliver_remotely(self, host: Host, queue_id: str, recipient: str, sender: str,
                          message: bytes) -> None:
+        """One delivery attempt of Postfix's smtp client, logged as it logs it.
+
+        The client's TLS policy is :func:`client_policy`'s; the trust in the server's
+        certificate :func:`judge`'s. The status codes (``dsn=``) and texts are smtp_proto.c's
+        (Postfix 3.7.11 and 3.10.13): the server's own enhanced code when it refuses, 4.7.4 when
+        TLS is required and not offered, 4.7.5 for the certificate, the handshake and the
+        client's TLS configuration. The first attempt is the only one: a message deferred stays
+        deferred (the simulated queue retries nothing), as the real one stays until its next try.
+        """
         config = self.postfix[host.name]
         transport, nexthop = route(config, recipient)
         service = config.service(transport)
         overrides = service.overrides if service else {}
         program = config.get("syslog_name", {**overrides, "service_name": transport}) + "/smtp"
-        level, match = client_policy(config, overrides, nexthop)
         target = nexthop.strip("[]")
         target_host = next(h for h in HOSTS if h.name == target)
-        where = f"{target}[{address(target_host)}]:25"
+        namaddr = f"{target}[{address(target_host)}]"
+        where = f"{namaddr}:25"
 
-        def status(dsn: str, state: str, text: str) -> None:
+        def status(dsn: str, state: str, text: str, relay: str = where) -> None:
             self.log(host.name, program,
-                     maillog.Delivery(queue_id, recipient, where, "0.01", "0/0/0/0", dsn, state,
+                     maillog.Delivery(queue_id, recipient, relay, "0.01", "0/0/0/0", dsn, state,
                                       text).format())
 
+        client = self.smtp_client(host, config, transport, overrides, program)
+        if client.fatal:
+            self.smtp_died(host, transport, program, client.fatal, status)
+            return
+        policy = client_policy(config, overrides, nexthop, self.generation)
+        for line in policy.warnings:
+            self.log(host.name, program, line)
+        if policy.failure:
+            self.log(host.name, program,
+                     f"warning: TLS policy lookup for {nexthop}/{target}: {policy.failure}")
+            status("4.7.5", "deferred", policy.failure, "none")
+            return
+        level = policy.level
         sock = network.open_connection(address(target_host), 25, client_address=address(host), timeout=30)
         reader = sock.makefile("rb")
         try:
             smtp_reply.read(reader.readline)
             offered = ehlo(sock, reader, host.name)
-            if level != "none" and "STARTTLS" in offered:
+            if level != "none" and "STARTTLS" in offered and client.engine:
                 sock.sendall(b"STARTTLS\r\n")
-                smtp_reply.read(reader.readline)
-                sock, trust, reason = self.client_tls(sock, transport, target, level, match, host, program,
+                reply = smtp_reply.read(reader.readline)
+                if reply.code // 100 != 2:
+                    if level != "may":
+                        status(reply_dsn(reply), "deferred" if reply.code < 500 else "bounced",
+                               f"TLS is required, but host {namaddr} refused to start TLS: {said(reply)}")
+                        return
+                else:
+                    try:
+                        sock, trust = self.client_tls(sock, transport, target, policy, client, host, program,
                                                       where)
-                reader = sock.makefile("rb")
-                if level in ("verify", "secure") and trust != "Verified":
-                    status("4.7.5", "deferred", "Server certificate not verified")
-                    return
-                ehlo(sock, reader, host.name)
+                    except (ssl.SSLError, OSError, ValueError):
+                        # No fallback to clear text on a first attempt: smtp.h allows it only for a
+                        # message older than minimal_backoff_time (PLAINTEXT_FALLBACK_OK_...).
+                        # OpenSSL's "TLS library problem" line that follows is not written.
+                        self.log(host.name, program, f"SSL_connect error to {where}: -1")
+                        status("4.7.5", "deferred", "Cannot start TLS: handshake failure")
+                        return
+                    reader = sock.makefile("rb")
+                    if trust != "Verified" and level in MUST_MATCH:
+                        status("4.7.5", "deferred", "Server certificate not verified")
+                        sock.sendall(b"QUIT\r\n")
+                        return
+                    ehlo(sock, reader, host.name)
             elif level in LEVELS_REQUIRING_TLS:
-                status("4.7.4", "deferred",
-                       f"TLS is required, but was not offered by host {where.rsplit(':', 1)[0]}")
+                if "STARTTLS" not in offered:
+                    status("4.7.4", "deferred", f"TLS is required, but was not offered by host {namaddr}")
+                else:
+                    status("4.7.5", "deferred", "TLS is required, but our TLS engine is unavailable")
                 return
-            for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"):
+            commands = ((f"MAIL FROM:<{sender}>", "MAIL FROM"), (f"RCPT TO:<{recipient}>", "RCPT TO"),
+                        ("DATA", "DATA"))
+            for command, name in commands:
                 sock.sendall(command.encode() + b"\r\n")
                 reply = smtp_reply.read(reader.readline)
-                code, text = reply.code, reply.text
-                if code >= 400:
-                    status(f"{code // 100}.0.0", "deferred" if code < 500 else "bounced",
-                           f"host {where} said: {text}")
+                if reply.code >= 400 or reply.code == 0:
+                    status(reply_dsn(reply), "deferred" if reply.code < 500 else "bounced",
+                           f"host {namaddr} said: {said(reply)} (in reply to {name} command)")
                     return
             body = b"\r\n".join(b"." + line if line.startswith(b".") else line
                                 for line in message.split(b"\r\n"))
             sock.sendall(body.rstrip(b"\r\n") + b"\r\n.\r\n")
             reply = smtp_reply.read(reader.readline)
-            code, text = reply.code, reply.text
-            status(text.split(" ", 1)[0] if code < 400 else "4.0.0", "sent" if code < 400 else "deferred",
-                   f"{code} {text}")
+            if reply.code >= 400 or reply.code == 0:
+                status(reply_dsn(reply), "deferred" if reply.code < 500 else "bounced",
+                       f"host {namaddr} said: {said(reply)} (in reply to end of DATA command)")
+            else:
+                status(reply_dsn(reply), "sent", said(reply))
             sock.sendall(b"QUIT\r\n")
         finally:
             sock.close()
 
-    def client_tls(self, sock: SocketLike, transport: str, target: str, level: str, match: str, host: Host,
-                   program: str, where: str) -> tuple[Any, str, str]:
-        """STARTTLS as Postfix's client does it: handshake first, then judge the certificate."""
-        key = f"{transport}&[{target}]"
+    def smtp_client(self, host: Host, config: PostfixConfig, transport: str, overrides: dict[str, str],
+                    program: str) -> SmtpClient:
+        """What the transport's smtp process started with (smtp.c ``pre_init``); its start-up lines
+        are logged once, at its first delivery, as a new process logs them."""
+        key = f"{host.name}/{transport}"
+        client = self.smtp_clients.get(key)
+        if client is None:
+            client = self.smtp_clients[key] = smtp_client_init(config, overrides)
+            for line in client.messages:
+                self.log(host.name, program, line)
+        return client
+
+    def smtp_died(self, host: Host, transport: str, program: str, fatal: str, status: Any) -> None:
+        """An smtp process that dies as it starts: its fatal line and the master's two lines; the
+        message stays in the queue, undelivered (measured: no delivery line within 20 s, as the
+        master throttles the transport)."""
+        self.log(host.name, program, fatal)
+        self.log(host.name, "postfix/master",
+                 "warning: process /usr/lib/postfix/sbin/smtp pid 0 exit status 1")
+        self.log(host.name, "postfix/master",
+                 "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling")
+
+    def client_tls(self, sock: SocketLike, transport: str, target: str, policy: ClientPolicy,
+                   client: SmtpClient, host: Host, program: str, where: str) -> tuple[Any, str]:
+        """STARTTLS as Postfix's client does it: handshake first, then judge the certificate.
+
+        Returns the TLS socket and the trust (Untrusted, Trusted, Verified); raises ssl.SSLError
+        (or OSError) when the handshake fails. Where the level requires a match and the
+        certificate fails it, tls_verify.c's reason is logged (tls_client.c: for a resumed session, a
+        pointer to the earlier line)."""
+        low, high = policy.versions
+        key = f"{transport}&[{target}]&{low}&{high}"
         context = self.client_contexts.get(key)
         if context is None:  # one per cache entry: a session resumes only with its own context
             context = self.client_contexts[key] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+            if (low, high) != ("TLSv1", "TLSv1.3"):
+                context.minimum_version = TLS_VERSIONS[low]
+                context.maximum_version = TLS_VERSIONS[high]
+            if policy.level in ("may", "encrypt"):
+                # Postfix's client offers anonymous cipher suites where it checks no certificate
+                # (tls_client.c excludes aNULL only at the levels that must match): a server
+                # without a certificate then agrees on one in TLS 1.2 (measured: ADH-AES256-GCM-SHA384).
+                with contextlib.suppress(ssl.SSLError, AttributeError, NotImplementedError):
+                    context.set_ciphers("ALL:@SECLEVEL=0")  # ALL has aNULL; DEFAULT drops it for good
         tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
         resumed = tls.session_reused
-        trust, reason = judge(tls.getpeercert(binary_form=True), self.files / "ca.pem", match or target)
-        if level in ("verify", "secure") and trust != "Verified":
-            self.log(host.name, program, maillog.VerificationFailed(where, reason).format())
-        word = "Trusted" if trust == "Verified" and level not in ("verify", "secure") else trust
-        self.log(host.name, program, maillog.TlsConnection(word, where, tls_summary(tls, resumed)).format())
+        der = tls.getpeercert(binary_form=True)
+        if der is None:
+            # The engines have no Diffie-Hellman parameters, so they agree on AECDH-AES256-SHA where
+            # smtpd, with its built-in ones, picks ADH-AES256-GCM-SHA384: the line says what Postfix says.
+            if client.summary:
+                summary = maillog.tls_summary("TLSv1.2", "ADH-AES256-GCM-SHA384", 256, anonymous=True)
+                self.log(host.name, program, maillog.TlsConnection("Anonymous", where, summary).format())
+            return tls, "Anonymous"
+        trust, failure = judge(der, client.anchors, policy, target)
+        if trust == "Trusted" and policy.level in MUST_MATCH and self.generation.postfix == "3.7":
+            trust = "Untrusted"  # 3.7 marks a chain trusted only when it also matched (measured)
+        if policy.level in MUST_MATCH and trust != "Verified" and failure:
+            purpose, reason = failure
+            said = (maillog.VerificationFailed(where, reason, purpose).format() if not resumed
+                    else f"{where}: re-using session with untrusted peer credential, look for details "
+                         "earlier in the log")
+            self.log(host.name, program, said)
+        word = "Trusted" if trust == "Verified" and policy.level not in MUST_MATCH else trust
+        if client.summary:
+            summary = maillog.TlsConnection(word, where, tls_summary(tls, resumed, self.generation.postfix))
+            self.log(host.name, program, summary.format())
         tls.sendall(b"NOOP\r\n")  # a TLS 1.3 session ticket arrives after the handshake
         tls.makefile("rb").readline()
         if tls.session is not None:
             self.tls_sessions[key] = tls.session
-        return tls, trust, reason
+        return tls, trust
 
     # -- Dovecot ----------------------------------------------------------------------------
 
@@ -375,7 +532,7 @@ class SimLab:
                 if implicit and tls_error is not None:  # measured: the Error line, then a reset
                     session.log_tls_error()
                     connection.reset()
-                    return Hangup()
+                    return Silent()
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send), implicit,
                                           events=session,  # type: ignore[arg-type]
@@ -479,7 +636,8 @@ class SmtpdLog(network.Events):
 
     def tls_started(self, tls: Any) -> None:
         resumed = bool(getattr(getattr(tls, "tls", None), "session_reused", False))
-        self.write(maillog.TlsConnection("Anonymous", self.client, tls_summary(tls, resumed),
+        summary = tls_summary(tls, resumed, self.lab.generation.postfix)
+        self.write(maillog.TlsConnection("Anonymous", self.client, summary,
                                          direction="from").format())
         if self.pending == "starttls":
             self.pending = None
@@ -567,8 +725,9 @@ class SmtpdLog(network.Events):
         self.write(maillog.ClientDisconnect(self.client, counts).format())
 
 
-class Hangup:
-    """A connection the server has already hung up on: whatever arrives is ignored."""
+class Silent:
+    """A connection nobody serves: an smtpd that died as it started (the client waits for a
+    greeting), or one that dropped the connection."""
 
     def received(self, data: bytes) -> None:
         pass
@@ -642,33 +801,247 @@ def route(config: PostfixConfig, recipient: str) -> tuple[str, str]:
     return config.get("relay_transport").partition(":")[0], domain
 
 
-def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str) -> tuple[str, str]:
-    """The security level (and match= names) for a next hop: policy table first, then the level."""
-    level = config.get("smtp_tls_security_level", overrides) or "none"
-    if config.get("smtp_tls_policy_maps", overrides):
-        policy = config.table("smtp_tls_policy_maps", overrides)
-        entry = policy.get(nexthop.lower()) or policy.get(nexthop.strip("[]").lower())
-        if entry:
+# The levels at which the certificate must match (tls.h TLS_MUST_MATCH), and where TLS is required.
+MUST_MATCH = ("fingerprint", "verify", "secure", "dane-only")
+TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+                "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+@dataclass
+class SmtpClient:
+    """What an smtp process starts with (smtp.c ``pre_init``): the TLS engine (``engine`` False when
+    ``tls_client_init`` failed: no STARTTLS then), the CA certificates it trusts, the lines it
+    logs as it starts, and the ``fatal:`` line it dies with, if any."""
+
+    engine: bool = True
+    anchors: list[x509.Certificate] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    fatal: str | None = None
+    summary: bool = True  # smtp_tls_loglevel 1: the "... TLS connection established" line
+
+
+def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpClient:
+    """An smtp process's start (smtp.c ``pre_init``, tls_certkey.c ``tls_set_ca_certificate_info``).
+
+    A non-empty ``smtp_tls_security_level`` that is no level is fatal; ``smtp_tls_CAfile`` and
+    ``smtp_tls_CApath`` are the only trust (Postfix adds OpenSSL's default CAs only with
+    ``tls_append_default_CA = yes``). ``smtp_tls_loglevel`` 0 drops the summary line; a failed
+    verification at a level that must match is logged at any level (tls_client.c). A CA file that
+    cannot be read disables the TLS engine.
+    Files under /run/mailtls/ are the lab's; ``/etc/ssl/certs/ca-certificates.crt`` and
+    ``/etc/ssl/certs`` are the host's public CAs, which never hold the lab's CA; any other
+    path raises NotModelled, as does ``tls_append_default_CA = yes``.
+    """
+    get = lambda name: config.get(name, overrides)  # noqa: E731
+    client = SmtpClient()
+    raw = get("smtp_tls_security_level").strip()
+    if raw and tls_level(raw) is None:
+        client.fatal = f'fatal: Invalid TLS level "{raw}"'
+        return client
+    loglevel = get("smtp_tls_loglevel").strip().lower() or "0"
+    if loglevel not in ("0", "none", "1", "routine"):
+        raise NotModelled(f"the simulated lab does not model smtp_tls_loglevel = {loglevel}; the real lab "
+                          "does: it logs the certificates and the handshake")
+    client.summary = loglevel in ("1", "routine")
+    if boolean(get("tls_append_default_CA")):
+        raise NotModelled("the simulated lab does not model tls_append_default_CA = yes; the real lab "
+                          "does: it adds OpenSSL's default CAs")
+    ca_file, ca_path = get("smtp_tls_CAfile").strip(), get("smtp_tls_CApath").strip()
+    readable = True
+    if ca_file and ca_file != SYSTEM_CA_FILE:
+        path = lab_path(ca_file, "smtp_tls_CAfile", config)
+        if path.is_file():
+            client.anchors += x509.pem_certificates(path.read_bytes())
+        else:
+            readable = False
+    if ca_path and ca_path.rstrip("/") != SYSTEM_CA_PATH:
+        folder = lab_path(ca_path, "smtp_tls_CApath", config)
+        if folder.is_dir():  # OpenSSL looks up a CA by its hashed name (HASH.0): c_rehash's links
+            for link in sorted(folder.glob("*.[0-9]")):
+                client.anchors += x509.pem_certificates(link.read_bytes())
+        elif not readable or not ca_file:
+            readable = False
+    if not readable:
+        named = ", ".join(f'{name}="{value}"' for name, value in (("CAfile", ca_file), ("CApath", ca_path))
+                          if value)
+        client.messages.append(f"cannot load Certification Authority data, {named}: disabling TLS support")
+        client.engine = False
+    return client
+
+
+@dataclass
+class ClientPolicy:
+    """The TLS policy for one next hop (smtp_tls_policy.c ``policy_create``): the level, the names
+    or fingerprints to match, the TLS versions, what it warns of, and the reason of a
+    "client TLS configuration problem" (dsn 4.7.5) that defers the mail before connecting."""
+
+    level: str
+    match: list[str] = field(default_factory=list)
+    versions: tuple[str, str] = ("TLSv1", "TLSv1.3")
+    warnings: list[str] = field(default_factory=list)
+    failure: str | None = None
+    digest: str = "sha256"  # smtp_tls_fingerprint_digest
+
+
+CONFIGURATION_PROBLEM = "client TLS configuration problem"
+# The DER of an EC P-256 SubjectPublicKeyInfo before its point (RFC 5480): every lab key is one.
+P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+
+
+def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str,
+                  generation: Generation | None = None) -> ClientPolicy:
+    """The TLS policy for a next hop, as smtp_tls_policy.c (Postfix 3.7.11, 3.10.13) makes it.
+
+    The level is ``smtp_tls_security_level``, else (empty) the legacy ``smtp_enforce_tls``
+    (verify, or encrypt with ``smtp_tls_enforce_peername = no``) or ``smtp_use_tls`` (may).
+    ``smtp_tls_policy_maps`` is looked up with the next hop as it is: ``[host]`` alone, else the
+    domain and then its parents (``.lab.test``). A policy's invalid level or attribute, a
+    ``fingerprint`` level without fingerprints, and ``dane-only`` are configuration problems (the
+    lab has no DNSSEC: ``smtp_dns_support_level`` is not ``dnssec``); ``dane`` falls back to
+    ``may`` with a warning. The TLS versions are ``smtp_tls_protocols`` at ``may``, else
+    ``smtp_tls_mandatory_protocols``, or the policy's ``protocols=``.
+    """
+    get = lambda name: config.get(name, overrides)  # noqa: E731
+    raw = get("smtp_tls_security_level").strip()
+    if raw:
+        level = tls_level(raw) or "none"
+    elif boolean(get("smtp_enforce_tls")):
+        level = "verify" if boolean(get("smtp_tls_enforce_peername") or "yes") else "encrypt"
+    else:
+        level = "may" if boolean(get("smtp_use_tls")) else "none"
+    policy = ClientPolicy(level)
+    protocols = None
+    if get("smtp_tls_policy_maps").strip():
+        table = config.table("smtp_tls_policy_maps", overrides)
+        names = [nexthop.lower()]
+        if not nexthop.startswith("["):
+            domain = nexthop.lower()
+            names += ["." + domain.split(".", i)[-1] for i in range(1, domain.count(".") + 1)]
+        for name in names:
+            entry = table.get(name)
+            if entry is None:
+                continue
+            where = f'smtp_tls_policy_maps, next-hop destination "{nexthop}"'
             fields = entry.split()
-            level = fields[0]
-            match = next((f.partition("=")[2].split(":")[0] for f in fields[1:] if f.startswith("match=")),
-                         "")
-            return level, match
-    return level, ""
+            level = tls_level(fields[0]) or ""
+            if not level:
+                policy.warnings.append(f'warning: {where}: invalid security level "{fields[0]}"')
+                policy.failure = CONFIGURATION_PROBLEM
+                return policy
+            policy.level = level
+            for attribute in fields[1:]:
+                key, equals, value = attribute.partition("=")
+                if key.lower() == "match" and equals and value:
+                    policy.match += value.split(":") if level != "fingerprint" else value.split("|")
+                elif key.lower() == "protocols" and equals and value:
+                    protocols = value
+                else:
+                    raise NotModelled(f"the simulated lab does not model the policy attribute {attribute!r} "
+                                      f"in smtp_tls_policy_maps; the real lab does")
+            break
+    if policy.level == "fingerprint":
+        # postconf -d: md5 below compatibility_level 3.6, sha256 from it (every lab main.cf has 3.6).
+        policy.digest = get("smtp_tls_fingerprint_digest").strip().lower() or "sha256"
+        if policy.digest not in ("md5", "sha1", "sha256", "sha512"):
+            raise NotModelled("the simulated lab does not model smtp_tls_fingerprint_digest = "
+                              f"{policy.digest}; the real lab does")
+        if not policy.match:
+            policy.match = [m for m in re.split(r"[\s,]+", get("smtp_tls_fingerprint_cert_match")) if m]
+        if not policy.match:
+            policy.warnings.append(f"warning: nexthop domain {nexthop}: configured at "
+                                   "fingerprint security level, but with no fingerprints to match.")
+            policy.failure = CONFIGURATION_PROBLEM
+            return policy
+    if policy.level in ("dane", "dane-only"):
+        dnssec = get("smtp_dns_support_level").strip() == "dnssec" and "dns" in get("smtp_host_lookup")
+        if dnssec:
+            raise NotModelled("the simulated lab does not model DANE with smtp_dns_support_level = dnssec; "
+                              "the real lab has no DNSSEC either")
+        policy.warnings.append(f"warning: {nexthop}: {policy.level} configured with dnssec lookups disabled")
+        if policy.level == "dane-only":
+            policy.failure = CONFIGURATION_PROBLEM
+            return policy
+        policy.level = "may"
+    if policy.level in ("verify", "secure") and not policy.match:
+        name = "smtp_tls_verify_cert_match" if policy.level == "verify" else "smtp_tls_secure_cert_match"
+        default = "hostname" if policy.level == "verify" else "nexthop, dot-nexthop"
+        policy.match = [m for m in re.split(r"[\s,:]+", get(name) or default) if m]
+    if policy.level != "none":
+        parameter = "smtp_tls_protocols" if policy.level == "may" else "smtp_tls_mandatory_protocols"
+        value = protocols if protocols is not None else get(parameter)
+        versions = protocol_range(value, parameter)
+        if versions is None:
+            policy.warnings.append(f'warning: Invalid TLS protocol list "{value}": aborting TLS session')
+            policy.failure = CONFIGURATION_PROBLEM
+            return policy
+        policy.versions = versions
+    return policy
 
 
-def judge(der: bytes, ca_file: Path, name: str) -> tuple[str, str]:
-    """Untrusted, Trusted (chain to the lab CA) or Verified (chain and name), with OpenSSL's reason."""
+def judge(der: bytes, anchors: list[x509.Certificate], policy: ClientPolicy,
+          target: str) -> tuple[str, tuple[str, str] | None]:
+    """How far the smtp client trusts a certificate, and why not further.
+
+    Returns the trust (Untrusted: no chain to a CA of ``anchors``; Trusted: a chain but no
+    match; Verified: the level's match) and, when the certificate falls short, tls_verify.c's
+    (purpose, reason) for its "certificate verification failed" line: ``("", "untrusted
+    issuer /CN=...")``, ``("", "self-signed certificate")``, ``("server", "num=62:hostname
+    mismatch")``. ``fingerprint`` compares the certificate's (or its public key's) digest with
+    ``smtp_tls_fingerprint_digest`` (SHA-256 in the lab); the names of verify and secure are
+    ``hostname`` (the server's name), ``nexthop`` and ``dot-nexthop`` (the next hop and its
+    subdomains, here the same host), or names given with match=.
+    """
     certificate = x509.Certificate.from_der(der)
+    if policy.level == "fingerprint":
+        spki = P256_SPKI_PREFIX + certificate.public_point
+        digests = {hashlib.new(policy.digest, der).hexdigest(), hashlib.new(policy.digest, spki).hexdigest()}
+        wanted = {m.replace(":", "").lower() for m in policy.match}
+        if digests & wanted:
+            return "Verified", None
+        return "Untrusted", ("server", "num=65:no matching DANE TLSA records")
     try:
-        x509.verify_chain([certificate], x509.pem_certificates(ca_file.read_bytes()))
+        x509.verify_chain([certificate], anchors)
     except x509.VerificationError as failure:
-        return "Untrusted", failure.message
-    try:
-        x509.verify_name(certificate, name)
-    except x509.VerificationError:
-        return "Trusted", "hostname mismatch"
-    return "Verified", ""
+        if failure.code in (20, 19):
+            return "Untrusted", ("", f"untrusted issuer /CN={certificate.issuer_name}")
+        if failure.code == 18:
+            return "Untrusted", ("", "self-signed certificate")
+        if failure.code == 10:
+            return "Untrusted", ("server", "certificate has expired")
+        return "Untrusted", ("server", f"num={failure.code}:{failure.message}")
+    names = []
+    for strategy in policy.match:
+        if strategy.lower() in ("hostname", "nexthop"):
+            names.append(target)
+        elif strategy.lower() == "dot-nexthop":
+            names.append("." + target)
+        else:
+            names.append(strategy)
+    for name in names:
+        if name.startswith("."):
+            if any(n.lower().endswith(name.lower()) for n in certificate.dns_names):
+                return "Verified", None
+            continue
+        try:
+            x509.verify_name(certificate, name)
+        except x509.VerificationError:
+            continue
+        return "Verified", None
+    return "Trusted", ("server", "num=62:hostname mismatch")
+
+
+def reply_dsn(reply: smtp_reply.SmtpReply) -> str:
+    """The enhanced status code of a reply (RFC 3463) as smtp_chat.c takes it: the reply's own
+    ``X.Y.Z`` when its class agrees with the code, else ``X.0.0`` from the code."""
+    found = re.match(r"([245])\.\d{1,3}\.\d{1,3}\b", reply.text)
+    if found and reply.code and found[1] == str(reply.code)[0]:
+        return found[0]
+    return f"{max(reply.code // 100, 4)}.0.0" if reply.code else "4.0.0"
+
+
+def said(reply: smtp_reply.SmtpReply) -> str:
+    """A reply as Postfix quotes it in a status: every line with its code, joined by spaces."""
+    return " ".join(line.decode("latin-1").rstrip("\r\n") for line in reply.lines)
 
 
 def ehlo(sock: SocketLike, reader: BinaryIO, name: str) -> list[str]:

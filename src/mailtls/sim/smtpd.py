@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 
 from mailtls.sim.config import PostfixConfig, words
 from mailtls.sim.session import Reply
@@ -37,7 +40,7 @@ class SmtpServerSettings:
 
     host: str
     banner: str
-    level: str  # none, may, encrypt
+    level: str  # none, may, encrypt: the level smtpd runs at (see server_tls)
     wrapper: bool
     sasl: bool
     auth_only: bool
@@ -47,25 +50,32 @@ class SmtpServerSettings:
     received_header: bool
     syslog_name: str
     postfix: str = "3.10"  # the version whose texts it answers with (its generation's)
+    tls: ServerTls | None = None  # what smtpd's TLS starts with (None: level none)
 
     @classmethod
     def read(cls, config: PostfixConfig, port: int) -> SmtpServerSettings:
+        """The settings of the service on ``port``.
+
+        Raises :class:`NotModelled` for a certificate file or protocol list
+        the simulation cannot follow (see :func:`server_tls`).
+        """
         overrides = config.listeners()[port].overrides
         get = lambda name: config.get(name, overrides)  # noqa: E731
-        level = get("smtpd_tls_security_level") or "none"
+        tls = server_tls(config, overrides)
         return cls(
             host=get("myhostname"),
             banner=get("smtpd_banner"),
-            level=level,
-            wrapper=get("smtpd_tls_wrappermode") == "yes",
-            sasl=get("smtpd_sasl_auth_enable") == "yes",
-            auth_only=get("smtpd_tls_auth_only") == "yes",
+            level=tls.level,
+            wrapper=tls.wrapper,
+            sasl=boolean(get("smtpd_sasl_auth_enable")),
+            auth_only=tls.auth_only,
             client_restrictions=words(get("smtpd_client_restrictions")),
             relay_restrictions=words(get("smtpd_relay_restrictions")),
             mynetworks=words(get("mynetworks")),
             received_header=get("smtpd_tls_received_header") == "yes",
             syslog_name=get("syslog_name"),
             postfix=config.generation.postfix,
+            tls=tls,
         )
 
 
@@ -190,6 +200,9 @@ class SmtpSession:
             return self.reply("554 5.5.1 Error: TLS already active")
         if argument:
             return self.reply("501 5.5.4 Syntax: STARTTLS")
+        if self.settings.tls is not None and not self.settings.tls.engine:
+            # smtpd.c: "After a show-stopper error, reply with 454 to STARTTLS" (RFC 3207 section 4).
+            return self.reply("454 4.7.0 TLS not available due to local problem")
         self.tls_active = True
         self.helo = self.user = self.envelope = None  # RFC 3207: forget what was said in clear
         return self.reply("220 2.0.0 Ready to start TLS", start_tls=True)
@@ -362,3 +375,285 @@ def well_formed(text: str) -> bool:
 
 def new_queue_id() -> str:
     return secrets.token_hex(6).upper()[:11]
+
+
+# -- smtpd's TLS settings, as smtpd.c and src/tls/ read them ----------------------------------------
+
+try:  # the settings model's refusal, where it exists
+    from mailtls.sim.config import NotModelled  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - until the settings model defines it
+    from mailtls.errors import LabError
+
+    class NotModelled(LabError):  # type: ignore[no-redef]
+        """A setting the simulated lab does not model, set to a value it cannot follow."""
+
+# The TLS versions the simulated engines speak, in order (Dovecot's ssl_min_protocol words).
+VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+# Postfix's protocol names (src/tls/tls_misc.c, protocol_table; matched without regard to case).
+PROTOCOL_NAMES = ("SSLv2", "SSLv3", *VERSIONS)
+# tls_level_table in src/tls/tls_level.c (halfdane is for output only: tls_level_lookup refuses it).
+TLS_LEVELS = ("none", "may", "encrypt", "fingerprint", "dane", "dane-only", "verify", "secure")
+LAB_FILES = "/run/mailtls/"
+# A system file every real lab host has and that never holds the lab's CA (Debian's ca-certificates).
+SYSTEM_CA_FILE, SYSTEM_CA_PATH = "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs"
+
+
+def boolean(value: str) -> bool:
+    """A Postfix boolean (``yes``/``no``, any case)."""
+    return value.strip().lower() == "yes"
+
+
+def tls_level(value: str) -> str | None:
+    """``tls_level_lookup``: the level a word names (any case), or None for an invalid word."""
+    word = value.strip().lower()
+    return word if word in TLS_LEVELS else None
+
+
+def protocol_range(value: str, parameter: str) -> tuple[str, str] | None:
+    """The TLS versions a Postfix protocol list allows, as (lowest, highest) of :data:`VERSIONS`.
+
+    Both syntaxes of postconf(5) ``smtpd_tls_protocols`` are read as ``tls_proto_mask_lims``
+    (src/tls/tls_misc.c) reads them: ``>=TLSv1.2``/``<=TLSv1.3`` bounds and names, ``!`` to exclude
+    one; with any name included, only the included ones. Returns None for a word Postfix does not
+    know (it then logs ``Invalid TLS protocol list`` and disables TLS). Raises NotModelled for what
+    the simulated engines cannot do: a hexadecimal version, a set with a hole in it, or no version
+    at all.
+    """
+    include: set[str] = set()
+    exclude: set[str] = set()
+    floor, ceiling = 0, len(VERSIONS) - 1
+    for token in (t for t in re.split(r"[\s,:]+", value) if t):
+        if token[:2] in (">=", "<="):
+            names = {n.lower(): i for i, n in enumerate(VERSIONS)} | {"sslv3": -1}
+            found = names.get(token[2:].lower())
+            if found is None:
+                if re.fullmatch(r"(0x)?[0-9a-fA-F]+", token[2:]):
+                    raise NotModelled(f"the simulated lab does not model {parameter} = {value} (a version "
+                                      "given as a number); the real lab does: write TLSv1.2 instead")
+                return None
+            if token[:2] == ">=":
+                floor = max(found, 0)
+            else:
+                ceiling = found
+            continue
+        name = next((n for n in PROTOCOL_NAMES if n.lower() == token.lstrip("!").lower()), None)
+        if name is None:
+            return None
+        (exclude if token.startswith("!") else include).add(name)
+    allowed = [i for i, v in enumerate(VERSIONS)
+               if floor <= i <= ceiling and v not in exclude and (not include or v in include)]
+    if not allowed or allowed != list(range(allowed[0], allowed[-1] + 1)):
+        raise NotModelled(f"the simulated lab does not model {parameter} = {value} (it leaves "
+                          f"{'no TLS version' if not allowed else 'a gap between TLS versions'}); "
+                          "the real lab does: OpenSSL then refuses every handshake or skips a version")
+    return VERSIONS[allowed[0]], VERSIONS[allowed[-1]]
+
+
+@dataclass
+class ServerTls:
+    """What one smtpd service's TLS starts with (smtpd.c ``pre_jail_init`` and ``tls_server_init``).
+
+    ``level``: none, may or encrypt, after wrapper mode and the legacy ``smtpd_use_tls`` /
+    ``smtpd_enforce_tls`` (postconf(5): they count only when ``smtpd_tls_security_level`` is
+    empty); ``engine``: False when the TLS engine did not start (STARTTLS then gets 454, and a
+    wrapper-mode connection is dropped); ``certificate``: the (certificate, key) files the engine
+    serves, or None when it has none (every handshake then fails); ``versions``: the lowest and
+    highest TLS version; ``warnings``: what smtpd logs as it starts, and ``fatal`` the line it
+    dies with (then it answers no connection).
+    """
+
+    level: str = "none"
+    wrapper: bool = False
+    auth_only: bool = False
+    engine: bool = False
+    certificate: tuple[str, str] | None = None
+    versions: tuple[str, str] = ("TLSv1", "TLSv1.3")
+    warnings: list[str] = field(default_factory=list)
+    fatal: str | None = None
+
+
+def lab_path(value: str, parameter: str, config: PostfixConfig) -> Path:
+    """Where a file named in main.cf is in the simulated lab: ``/run/mailtls/NAME`` is the lab's
+    generated file (as in :func:`mailtls.sim.config.read_table`). Raises NotModelled for any
+    other path: the simulation cannot know what the real host has there."""
+    if value.startswith(LAB_FILES) and ".." not in value:
+        return config.lab_files / value.removeprefix(LAB_FILES)
+    raise NotModelled(f"the simulated lab does not model {parameter} = {value} (a file outside "
+                      f"{LAB_FILES}); the real lab does: it reads that file on the host")
+
+
+@dataclass(frozen=True)
+class PemObject:
+    kind: str  # "key" or "cert"
+    point: bytes  # the public key, uncompressed (04 || x || y)
+
+
+@cache
+def pem_objects(text: str) -> tuple[PemObject, ...]:
+    """The keys and certificates of a PEM file, in order (others are skipped, as Postfix skips them)."""
+    from ecdsa import SigningKey
+
+    from mailtls.sim import x509
+
+    objects = []
+    for kind, body in re.findall(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", text, re.S):
+        block = f"-----BEGIN {kind}-----{body}-----END {kind}-----\n"
+        if kind in ("CERTIFICATE", "X509 CERTIFICATE"):
+            objects.append(PemObject("cert", x509.pem_certificates(block.replace(
+                "X509 CERTIFICATE", "CERTIFICATE"))[0].public_point))
+        elif kind in ("PRIVATE KEY", "EC PRIVATE KEY"):
+            key = SigningKey.from_pem(block)
+            objects.append(PemObject("key", key.get_verifying_key().to_string("uncompressed")))
+        elif kind in ("RSA PRIVATE KEY", "DSA PRIVATE KEY"):
+            objects.append(PemObject("key", b"other: " + body.encode()))
+    return tuple(objects)
+
+
+def load_chain_files(value: str, config: PostfixConfig, tls: ServerTls) -> None:
+    """``smtpd_tls_chain_files`` as ``load_chain_files`` (src/tls/tls_certkey.c, 3.7 and 3.10) loads it.
+
+    A file that cannot be opened stops the loading without an error (the function returns
+    success with no key loaded): TLS is offered and every handshake fails. A chain that begins
+    with a certificate, or whose key does not match the certificate after it, disables TLS.
+    One key and its chain are modelled; several keys (one per algorithm) raise NotModelled.
+    """
+    files = [f for f in re.split(r"[\s,]+", value) if f]
+    objects: list[tuple[PemObject, str, int]] = []  # object, file, its number in the file
+    for name in files:
+        path = lab_path(name, "smtpd_tls_chain_files", config)
+        if not path.is_file():
+            tls.warnings.append(f"warning: error opening chain file: {name}: No such file or directory")
+            tls.engine, tls.certificate = True, None
+            return
+        found = pem_objects(path.read_text(errors="replace"))
+        if not objects and found and found[0].kind == "cert":
+            tls.warnings += [f"warning: error loading chain from {name}: key not first",
+                             f"warning: error loading private keys and certificates from: {value}: "
+                             "disabling TLS support"]
+            return
+        objects += [(o, name, number) for number, o in enumerate(found, start=1)]
+    keys = [(o, name, number) for o, name, number in objects if o.kind == "key"]
+    if len(keys) > 1:
+        raise NotModelled(f"the simulated lab does not model smtpd_tls_chain_files = {value} (more than "
+                          "one key); the real lab does: one chain per key algorithm")
+    failure = None
+    if not objects:
+        failure = f"warning: No PEM data in {value}"
+    elif len(objects) == 1:
+        key, name, number = keys[0]
+        failure = f"warning: No certs for key at index {number} in {name}"
+    elif objects[1][0].point != keys[0][0].point:
+        key, name, number = keys[0]
+        failure = f"warning: key at index {number} in {name} does not match next certificate"
+    if failure:
+        tls.warnings += [failure, f"warning: error loading private keys and certificates from: {value}: "
+                                  "disabling TLS support"]
+        return
+    tls.engine = True
+    tls.certificate = chain_pair(files, config)
+
+
+def chain_pair(files: list[str], config: PostfixConfig) -> tuple[str, str]:
+    """The (certificate, key) files to hand the TLS engine for a good chain: one file holding both
+    is given as both; a key file and a certificate file as themselves."""
+    paths = [str(lab_path(f, "smtpd_tls_chain_files", config)) for f in files]
+    return (paths[-1], paths[0])
+
+
+def load_cert_key(cert: str, key: str, config: PostfixConfig, tls: ServerTls) -> None:
+    """The legacy ``smtpd_tls_cert_file`` / ``smtpd_tls_key_file`` (``set_cert_stuff`` in
+    src/tls/tls_certkey.c): one file for both is read as a mixed file; otherwise a missing or
+    unmatched file disables TLS ("cannot get ... from file"). OpenSSL's own error lines that
+    follow those warnings in the real log are not written."""
+    cert_path = lab_path(cert, "smtpd_tls_cert_file", config)
+    if cert == key:
+        if not cert_path.is_file():
+            tls.warnings.append(f"warning: error opening chain file: {cert}: No such file or directory")
+            return
+        objects = pem_objects(cert_path.read_text(errors="replace"))
+        keys = [o for o in objects if o.kind == "key"]
+        certs = [o for o in objects if o.kind == "cert"]
+        if not keys:
+            tls.warnings += [f"warning: No private key found in {cert}",
+                             f"warning: error loading private keys and certificates from: {cert}: "
+                             "disabling TLS support"]
+            return
+        if not certs or certs[0].point != keys[0].point:
+            tls.warnings += [f"warning: key at index {objects.index(keys[0]) + 1} in {cert} does not match "
+                             "next certificate",
+                             f"warning: error loading private keys and certificates from: {cert}: "
+                             "disabling TLS support"]
+            return
+        tls.engine, tls.certificate = True, (str(cert_path), str(cert_path))
+        return
+    key_path = lab_path(key, "smtpd_tls_key_file", config)
+    certs = [o for o in pem_objects(cert_path.read_text(errors="replace")) if o.kind == "cert"] \
+        if cert_path.is_file() else []
+    if not certs:
+        tls.warnings.append(f'warning: cannot get RSA certificate from file "{cert}": disabling TLS support')
+        return
+    keys = [o for o in pem_objects(key_path.read_text(errors="replace")) if o.kind == "key"] \
+        if key_path.is_file() else []
+    if not keys or keys[0].point != certs[0].point:
+        # OpenSSL refuses a key that does not match the certificate already loaded (ssl_set_pkey).
+        tls.warnings.append(f'warning: cannot get RSA private key from file "{key}": disabling TLS support')
+        return
+    tls.engine, tls.certificate = True, (str(cert_path), str(key_path))
+
+
+def server_tls(config: PostfixConfig, overrides: dict[str, str]) -> ServerTls:
+    """What an smtpd service's TLS starts with, from main.cf and the service's ``-o`` overrides.
+
+    As smtpd.c (``pre_jail_init``, Postfix 3.7.11 and 3.10.13) does it: with wrapper mode the
+    level is ignored and TLS is mandatory; else a non-empty ``smtpd_tls_security_level`` is
+    none, may or encrypt, verify/secure/fingerprint are taken as encrypt with a warning, and any
+    other word (dane, a typo) is fatal; an empty level leaves ``smtpd_use_tls`` and
+    ``smtpd_enforce_tls`` in charge. Where TLS is mandatory (encrypt, wrapper mode) the versions
+    are ``smtpd_tls_mandatory_protocols``, else ``smtpd_tls_protocols``. Raises NotModelled for
+    files outside /run/mailtls/ and protocol lists the engines cannot follow.
+    """
+    get = lambda name: config.get(name, overrides)  # noqa: E731
+    tls = ServerTls(wrapper=boolean(get("smtpd_tls_wrappermode")))
+    use, enforce = boolean(get("smtpd_use_tls")), boolean(get("smtpd_enforce_tls"))
+    raw = get("smtpd_tls_security_level").strip()
+    if not tls.wrapper and raw:
+        level = tls_level(raw)
+        if level in ("verify", "secure", "fingerprint"):
+            tls.warnings.append(f'warning: smtpd_tls_security_level: unsupported TLS level "{raw}", '
+                                'using "encrypt"')
+            level = "encrypt"
+        if level not in ("none", "may", "encrypt"):
+            tls.fatal = f'fatal: Invalid TLS level "{raw}"'
+            return tls
+        use, enforce = level != "none", level == "encrypt"
+    enforce = tls.wrapper or enforce
+    tls.auth_only = boolean(get("smtpd_tls_auth_only")) or enforce
+    use = use or enforce
+    tls.level = "encrypt" if enforce else ("may" if use else "none")
+    if not use:
+        return tls
+    parameter = "smtpd_tls_mandatory_protocols" if enforce else "smtpd_tls_protocols"
+    versions = protocol_range(get(parameter), parameter)
+    if versions is None:
+        tls.warnings.append(f'warning: Invalid TLS protocol list "{get(parameter)}": disabling TLS support')
+        return tls
+    tls.versions = versions
+    chain, cert = get("smtpd_tls_chain_files").strip(), get("smtpd_tls_cert_file").strip()
+    for legacy in ("smtpd_tls_eccert_file", "smtpd_tls_dcert_file"):
+        if get(legacy).strip():
+            raise NotModelled(f"the simulated lab does not model {legacy} = {get(legacy)}; the real lab "
+                              "does: use smtpd_tls_chain_files")
+    if cert.lower() == "none":
+        raise NotModelled("the simulated lab does not model smtpd_tls_cert_file = none (anonymous "
+                          "ciphers only); the real lab does")
+    if chain and cert:
+        tls.warnings.append("warning: Both smtpd_tls_chain_files and one or more of the legacy  "
+                            "smtpd_tls_cert_file, smtpd_tls_eccert_file or smtpd_tls_dcert_file are "
+                            "non-empty; the legacy  parameters will be ignored")
+    if chain:
+        load_chain_files(chain, config, tls)
+    elif cert:
+        load_cert_key(cert, get("smtpd_tls_key_file").strip() or cert, config, tls)
+    else:
+        tls.warnings.append("warning: No server certs available. TLS won't be enabled")
+    return tls

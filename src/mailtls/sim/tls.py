@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ssl
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -97,7 +98,9 @@ class ClientSocket(SocketLike):
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname,
                                     session=session)
+        self.handshaken = False
         self._run(self.tls.do_handshake)
+        self.handshaken = True
 
     def _run(self, operation: Callable[..., Any], *args: Any) -> Any:
         """Run an SSLObject operation, carrying bytes to and from the server until it completes."""
@@ -120,7 +123,13 @@ class ClientSocket(SocketLike):
 
     def _flush(self) -> None:
         if out := self.outgoing.read():
-            self.sock.sendall(out)
+            try:
+                self.sock.sendall(out)
+            except BrokenPipeError:
+                # The server has hung up. On a real network the kernel takes these bytes all the same
+                # (only the FIN has arrived), and the read that follows finds the end of the stream.
+                if self.handshaken:
+                    raise
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         try:
@@ -166,6 +175,8 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
                  server_hostname: str | None = None,
                  session: ssl.SSLSession | None = None) -> Any:
     if isinstance(sock, SocketLike):
+        if context.check_hostname and not server_hostname:  # as SSLSocket._create, before any byte is sent
+            raise ValueError("check_hostname requires server_hostname")
         if _engine == "tlslite":
             from mailtls.sim import browser_tls
 
@@ -175,13 +186,48 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
                                server_hostname, session)
 
 
-def server_context(certfile: str, keyfile: str, minimum: str = "TLSv1.2") -> ssl.SSLContext:
-    """What a simulated server runs TLS with, from its certificate files and smallest version."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = getattr(ssl.TLSVersion, minimum.replace("TLSv1.", "TLSv1_"),
-                                      ssl.TLSVersion.TLSv1_2)
-    context.load_cert_chain(certfile, keyfile)
-    context.mailtls_files = (certfile, keyfile)  # type: ignore[attr-defined]  # for tlslite, which reads them itself
+VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")  # Dovecot's ssl_min_protocol words, oldest first
+# OpenSSL's default security level on Debian (and CPython's): 2, which refuses TLS 1.0 and 1.1,
+# whose handshakes sign with SHA-1 (OpenSSL's SSL_CTX_set_security_level(3)).
+DEFAULT_SECURITY_LEVEL = 2
+
+
+def tls_version(name: str) -> ssl.TLSVersion:
+    """``ssl.TLSVersion`` for a version word ("TLSv1" ... "TLSv1.3"); ValueError for another word."""
+    if name not in VERSIONS:
+        raise ValueError(f"a TLS version is one of {', '.join(VERSIONS)}, not {name!r}")
+    return getattr(ssl.TLSVersion, name.replace(".", "_"))
+
+
+def server_context(certfile: str | None, keyfile: str | None, minimum: str = "TLSv1.2",
+                   maximum: str = "TLSv1.3", security_level: int | None = None) -> ssl.SSLContext:
+    """What a simulated server runs TLS with: its certificate files and its versions.
+
+    ``minimum`` and ``maximum`` are version words ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", as
+    Dovecot's ``ssl_min_protocol``); ValueError for another word. ``security_level`` is OpenSSL's
+    (SSL_CTX_set_security_level(3)): at 1 or more OpenSSL refuses to sign a TLS 1.0 or 1.1
+    handshake, so a client that gets that far receives an internal-error alert; None means 0 when
+    ``minimum`` is below TLS 1.2 (as Postfix sets it, or "@SECLEVEL=0" in Dovecot's
+    ``ssl_cipher_list``), else Debian's default, 2. ``certfile`` None means no usable certificate:
+    every handshake then fails as against ``openssl s_server -nocert`` (the client gets
+    ``ssl.SSLError`` SSLV3_ALERT_HANDSHAKE_FAILURE, the server NO_SHARED_CIPHER), after the
+    version check (a version mismatch still gives the protocol-version alert).
+    Raises what ``load_cert_chain`` raises for unreadable or unusable files.
+    """
+    low, high = tls_version(minimum), tls_version(maximum)
+    if security_level is None:
+        security_level = 0 if VERSIONS.index(minimum) < VERSIONS.index("TLSv1.2") else DEFAULT_SECURITY_LEVEL
+    with warnings.catch_warnings():  # ssl warns that TLS 1.0 and 1.1 are deprecated: a server may allow them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version, context.maximum_version = low, high
+    if security_level != DEFAULT_SECURITY_LEVEL:
+        context.set_ciphers(f"DEFAULT:@SECLEVEL={security_level}")
+    if certfile is not None:
+        context.load_cert_chain(certfile, keyfile)
+    # For tlslite, which reads the files itself and cannot ask a stub context for its level.
+    context.mailtls_files = (certfile, keyfile)  # type: ignore[attr-defined]
+    context.mailtls_security_level = security_level  # type: ignore[attr-defined]
     return context
 
 
@@ -194,6 +240,16 @@ def server_side(context: ssl.SSLContext, send: Callable[[bytes], None]) -> Any:
     return ServerSide(context, send)
 
 
+_system_set_ciphers = ssl.SSLContext.set_ciphers
+
+
+def _set_ciphers(context: ssl.SSLContext, ciphers: str) -> None:
+    _system_set_ciphers(context, ciphers)
+    # Pyodide's stub keeps nothing of it; tlslite reads the list and the security level from here.
+    context.mailtls_ciphers = ciphers  # type: ignore[attr-defined]
+
+
 def install() -> None:
-    """Make ``wrap_socket`` accept virtual sockets."""
+    """Make ``wrap_socket`` accept virtual sockets, and ``set_ciphers`` remember its string."""
     ssl.SSLContext.wrap_socket = _wrap_socket  # type: ignore[method-assign]
+    ssl.SSLContext.set_ciphers = _set_ciphers  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,13 +95,15 @@ def _pem(der: bytes) -> bytes:
 
 
 def _certificate(subject: str, issuer: str, public: VerifyingKey, signer: SigningKey,
-                 extensions: list[bytes]) -> bytes:
+                 extensions: list[bytes], valid_from: dt.datetime | None = None,
+                 valid_until: dt.datetime | None = None) -> bytes:
     now = dt.datetime.now(dt.UTC)
+    valid_from, valid_until = valid_from or now - CLOCK_SKEW, valid_until or now + VALIDITY
     point = public.to_string("uncompressed")
     extensions = [_extension(OID_SUBJECT_KEY_ID, _der(0x04, hashlib.sha1(point).digest()))] + extensions
     tbs = _sequence(
         _der(0xA0, _integer(2)), _integer(secrets.randbits(159)), _sequence(_oid(OID_ECDSA_SHA256)),
-        _name(issuer), _sequence(_time(now - CLOCK_SKEW), _time(now + VALIDITY)), _name(subject),
+        _name(issuer), _sequence(_time(valid_from), _time(valid_until)), _name(subject),
         _sequence(_sequence(_oid(OID_EC_PUBLIC_KEY), _oid(OID_P256)), _bits(point)),
         _der(0xA3, _sequence(*extensions)),
     )
@@ -159,12 +162,16 @@ class LabCA:
         directory.mkdir(parents=True, exist_ok=True)
         return _write(directory / "ca.pem", self.cert_pem)
 
-    def issue(self, host: str, addresses: Iterable[str] = ()) -> HostCertificate:
+    def issue(self, host: str, addresses: Iterable[str] = (), valid_from: dt.datetime | None = None,
+              valid_until: dt.datetime | None = None) -> HostCertificate:
+        """A certificate for ``host`` and its ``addresses``, valid from 5 minutes ago for 30 days
+        unless ``valid_from`` and ``valid_until`` (aware datetimes) say otherwise."""
         key = SigningKey.generate(curve=NIST256p)
         authority = hashlib.sha1(self._key.get_verifying_key().to_string("uncompressed")).digest()
         extensions = _server_extensions(host, addresses) + [
             _extension(OID_AUTHORITY_KEY_ID, _sequence(_der(0x80, authority)))]
-        cert = _certificate(host, self.name, key.get_verifying_key(), self._key, extensions)
+        cert = _certificate(host, self.name, key.get_verifying_key(), self._key, extensions, valid_from,
+                            valid_until)
         return HostCertificate(host, _key_pem(key), _pem(cert), self.cert_pem)
 
 
@@ -312,14 +319,23 @@ class VerificationError(Exception):
 
 
 def verify_chain(chain: list[Certificate], trusted: list[Certificate],
-                 now: dt.datetime | None = None) -> None:
-    """Raise VerificationError with OpenSSL's code unless ``chain`` leads to a trusted certificate."""
-    now = now or dt.datetime.now(dt.UTC)
+                 now: dt.datetime | None = None, times: bool = True) -> list[Certificate]:
+    """Raise VerificationError with OpenSSL's code unless ``chain`` (the server's, leaf first) leads
+    to a trusted certificate; then, if ``times``, unless each certificate is valid ``now`` (see
+    :func:`verify_times`). Returns the chain built, from the leaf to the trusted certificate.
+
+    OpenSSL checks the name between the two (X509_verify_cert: build_chain, check_id, then
+    internal_verify), so a client that checks a name passes ``times=False`` and calls
+    :func:`verify_name`, then :func:`verify_times`.
+    """
+    built: list[Certificate] = []
     for position, cert in enumerate(chain):
+        built.append(cert)
         if any(cert.der == t.der for t in trusted):
             break
         issuer = next((t for t in trusted if t.subject == cert.issuer and cert.signed_by(t)), None)
         if issuer is not None:
+            built.append(issuer)
             break
         if cert.issuer == cert.subject and cert.signed_by(cert):
             if position == 0:
@@ -332,21 +348,52 @@ def verify_chain(chain: list[Certificate], trusted: list[Certificate],
                                     else "unable to get issuer certificate")
         if not cert.signed_by(following):
             raise VerificationError(7, "certificate signature failure")
-    for cert in chain:
-        if now > cert.not_after:
-            raise VerificationError(10, "certificate has expired")
+    if times:
+        verify_times(built, now)
+    return built
+
+
+def verify_times(chain: list[Certificate], now: dt.datetime | None = None) -> None:
+    """Raise VerificationError 9 or 10 (OpenSSL's codes and messages) unless every certificate of
+    ``chain`` is valid at ``now`` (default: this moment), the trusted one first, as OpenSSL's
+    internal_verify walks the chain."""
+    now = now or dt.datetime.now(dt.UTC)
+    for cert in reversed(chain):
         if now < cert.not_before:
             raise VerificationError(9, "certificate is not yet valid")
+        if now > cert.not_after:
+            raise VerificationError(10, "certificate has expired")
+
+
+def openssl_address(name: str) -> str | None:
+    """The IP address OpenSSL reads in a host name (a2i_IPADDRESS, which CPython's ``ssl`` asks
+    before it checks a name), as ``ipaddress`` writes it; None for a DNS name.
+
+    IPv4 is four decimal numbers up to 255 with dots, read with ``sscanf("%d.%d.%d.%d")``, so
+    "198.018.0.10" is 198.18.0.10, and "198.18.0.10." (a trailing dot) is a DNS name; a name with
+    a colon is IPv6 (crypto/x509/v3_utl.c).
+    """
+    if ":" in name:
+        try:
+            return str(ipaddress.IPv6Address(name.strip()))
+        except ValueError:
+            return None
+    number = r"\s*([+-]?\d+)"
+    found = re.fullmatch(rf"{number}\.{number}\.{number}\.{number}(\s.*)?", name, re.DOTALL)
+    if not found or not all(0 <= int(part) <= 255 for part in found.groups()[:4]):
+        return None
+    return ".".join(str(int(part)) for part in found.groups()[:4])
 
 
 def verify_name(cert: Certificate, hostname: str) -> None:
-    """Raise VerificationError (62 or 64, as OpenSSL) unless the certificate names ``hostname``."""
-    try:
-        address = str(ipaddress.ip_address(hostname))
-    except ValueError:
-        if hostname.lower().rstrip(".") not in (n.lower() for n in cert.dns_names):
-            raise VerificationError(62, "Hostname mismatch, certificate is not valid for "
-                                        f"'{hostname}'.") from None
-    else:
-        if address not in cert.ip_addresses:
-            raise VerificationError(64, f"IP address mismatch, certificate is not valid for '{hostname}'.")
+    """Raise VerificationError (62 or 64, with OpenSSL's messages) unless the certificate names
+    ``hostname``: an address (:func:`openssl_address`) among its IP addresses, as X509_check_ip;
+    else a name among its DNS names, without regard to case, as X509_check_host (a trailing dot
+    is not removed: "mail.lab.test." is another name).
+    """
+    address = openssl_address(hostname)
+    if address is None:
+        if hostname.lower() not in (n.lower() for n in cert.dns_names):
+            raise VerificationError(62, f"Hostname mismatch, certificate is not valid for '{hostname}'.")
+    elif address not in cert.ip_addresses:
+        raise VerificationError(64, f"IP address mismatch, certificate is not valid for '{hostname}'.")
