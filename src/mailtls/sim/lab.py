@@ -25,7 +25,6 @@ from typing import Any, BinaryIO
 
 from mailtls import generations, maillog, runtime, smtp_reply, wiretap
 from mailtls.config import LabConfig
-from mailtls.errors import LabError
 from mailtls.generations import Generation
 from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
@@ -546,7 +545,7 @@ class SimLab:
         Dovecot starts with a key that does not match its certificate, a 2.3 ``ssl_cert`` without ``<``,
         or an ``ssl_min_protocol`` it does not know; then imap-login fails to set up TLS at each
         connection that needs it, and logs why (words measured with 2.3.19.1 and 2.4.1, returned as the
-        second item). Raises LabError for settings the simulation does not model: a cipher list other
+        second item). Raises NotModelled for settings the simulation does not model: a cipher list other
         than the default or the protocols exercise's ``@SECLEVEL=0``, certificate files outside the lab's
         files, no certificate at all.
         """
@@ -554,17 +553,19 @@ class SimLab:
             return None, None
         cert_name, key_name = CERT_SETTINGS[config.dovecot]
         if not config.cipher_list_modelled():
-            raise LabError(f"the simulated lab does not model ssl_cipher_list = {config.ssl_cipher_list}; "
+            raise NotModelled("the simulated lab does not model ssl_cipher_list = "
+                              f"{config.ssl_cipher_list}; "
                            "the real lab does: it passes the list to OpenSSL")
         if config.ssl_cert is None or config.ssl_key is None:
-            raise LabError(f"the simulated lab does not model a Dovecot with ssl = {config.ssl} and no "
+            raise NotModelled(f"the simulated lab does not model a Dovecot with ssl = {config.ssl} and no "
                            f"{cert_name} or {key_name}; the real lab does: set both")
         cert_path, key_path = config.file_of(config.ssl_cert), config.file_of(config.ssl_key)
         if cert_path is None:  # 2.3's ssl_cert without "<": the path itself is read as PEM text
             return None, "Can't load SSL certificate (ssl_cert setting): There is no valid PEM certificate."
         for name, path in ((cert_name, cert_path), (key_name, key_path)):
             if path is None or self.lab_file(path) is None:
-                raise LabError(f"the simulated lab does not model {name} = {path or config.ssl_key[0]}; the "
+                named = path or config.ssl_key[0]
+                raise NotModelled(f"the simulated lab does not model {name} = {named}; the "
                                "real lab does: the simulated hosts have only the lab's files, under "
                                + LAB_FILES)
         cert_file, key_file = self.lab_file(cert_path), self.lab_file(key_path)  # type: ignore[arg-type]
@@ -739,13 +740,13 @@ class Silent:
 def keys_match(certificate: Path, key: Path) -> bool:
     """True when the key file holds the private key of the certificate file's public key.
 
-    Raises LabError for a key the simulation cannot read (the lab's keys are ECDSA P-256)."""
+    Raises NotModelled for a key the simulation cannot read (the lab's keys are ECDSA P-256)."""
     from ecdsa import SigningKey
 
     try:
         signing = SigningKey.from_pem(key.read_text())
     except (ValueError, OSError) as failure:
-        raise LabError(f"the simulated lab does not model the key {key.name}: {failure}") from None
+        raise NotModelled(f"the simulated lab does not model the key {key.name}: {failure}") from None
     point = signing.get_verifying_key().to_string("uncompressed")
     cert = x509.pem_certificates(certificate.read_bytes())
     return bool(cert) and cert[0].public_point == point
