@@ -205,8 +205,9 @@ class SimLab:
         """
         config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
+        # As the containers backend starts Postfix (in the foreground: no postfix-script line; the
+        # native backend's ``postfix start`` writes "starting the Postfix mail system" first).
         release = POSTFIX_RELEASES.get(self.generation.postfix, self.generation.postfix)
-        self.log(host.name, "postfix/postfix-script", maillog.SystemStarting().format())
         self.log(host.name, "postfix/master", maillog.MasterStarted(release).format())
         recipients = self.recipients[host.name] = Recipients(config)
         for port, service in config.listeners().items():
