@@ -3,8 +3,10 @@
 Every expected text below was measured on the real servers, with the lab's ``dovecot.conf`` of each
 generation edited as the test edits it, clients on another address than the server's:
 Dovecot 2.3.19.1 (Debian 12's package, run on this machine) and 2.4.1 (the image
-``localhost/mailtls-host:debian13``), on 30 November 2026; the real lab's behaviour for the same edits
-is in ``tests/test_sim_logs.py``'s module docstring. Each test's edit is what a student would write.
+``localhost/mailtls-host:debian13``), on 30 November 2026. The real lab (containers, Debian 13)
+confirmed ``ssl = no``, the protocols exercise's ``ssl_min_protocol = TLSv1`` with ``@SECLEVEL=0``
+(a TLS 1.1 client connects), ``ssl_min_protocol = TLSv1.4``, the relay's key and a missing
+certificate file (``lab reload`` fails: ``dovecot`` exits with status 89, and IMAP is down).
 """
 
 from __future__ import annotations
