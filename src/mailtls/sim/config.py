@@ -20,6 +20,7 @@ default, is package data (``names/``, made by ``tools/server_names.py`` from the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -511,6 +512,21 @@ FILTERS = ("protocol", "local", "remote", "local_name")
 FREE_FORM_23 = ("plugin",)
 
 
+# Dovecot's default ssl_cipher_list (``doveconf -d``, 2.3.19.1 and 2.4.1 alike); @SECLEVEL=0 at its
+# end is what the protocols exercise adds (src/mailtls/exercises/protocols/start.toml).
+DEFAULT_CIPHER_LIST = ("ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:"
+                       "!LOW@STRENGTH")
+SECLEVEL_0 = ":@SECLEVEL=0"
+# ssl_min_protocol's values, as Dovecot's iostream-openssl reads them (case does not matter: tlsv1.2
+# works), each with the oldest version it lets through: ANY and SSLv3 let a TLS 1.0 handshake go as
+# far as TLSv1 does (measured on 2.3.19.1: "no suitable signature algorithm" for all three; 2.4.1
+# with ANY: "unsupported protocol", as with TLSv1, and a config warning at start).
+MIN_PROTOCOLS = {"any": "TLSv1", "sslv3": "TLSv1", "tlsv1": "TLSv1", "tlsv1.1": "TLSv1.1",
+                 "tlsv1.2": "TLSv1.2", "tlsv1.3": "TLSv1.3"}
+# The names of the certificate and key settings in each version.
+CERT_SETTINGS = {"2.3": ("ssl_cert", "ssl_key"), "2.4": ("ssl_server_cert_file", "ssl_server_key_file")}
+
+
 @dataclass
 class DovecotConfig:
     """The Dovecot settings the course teaches, and the ports of the imap-login listeners.
@@ -518,6 +534,11 @@ class DovecotConfig:
     ``dovecot`` is the version of the Dovecot that read the file (``2.3`` or ``2.4``);
     ``cleartext_allowed`` is 2.4's ``auth_allow_cleartext``, the inverse of 2.3's
     ``disable_plaintext_auth`` (both default to refusing a password before TLS).
+    ``ssl_cert``/``ssl_key`` are the files the certificate and key settings name (2.3's ``ssl_cert =
+    </path``, 2.4's ``ssl_server_cert_file = /path``), each with the number of its line, or None when
+    the file leaves them at their empty default; ``ssl_cipher_list`` is the setting as written (None:
+    the default). ``listeners`` maps each imap-login port to whether it has ``ssl = yes``; a port of 0
+    is a listener that does not listen.
     """
 
     dovecot: str = "2.4"
@@ -526,6 +547,38 @@ class DovecotConfig:
     ssl_min_protocol: str = "TLSv1.2"
     auth_mechanisms: tuple[str, ...] = ("plain",)
     listeners: dict[int, bool] = field(default_factory=dict)  # port -> implicit TLS
+    ssl_cert: tuple[str, int] | None = None  # (path, line)
+    ssl_key: tuple[str, int] | None = None
+    ssl_cipher_list: str | None = None
+    protocols: tuple[str, ...] = ("imap",)
+    path: Path | None = None  # the file it was read from
+
+    @property
+    def minimum_version(self) -> str | None:
+        """The oldest TLS version a client can get: ``ssl_min_protocol``, raised to TLS 1.2 unless the
+        cipher list ends in ``@SECLEVEL=0``; None for a value Dovecot does not know.
+
+        OpenSSL 3's default security level refuses TLS 1.0 and 1.1 whatever the protocol setting
+        (their handshakes sign with SHA-1): measured with ``ssl_min_protocol = TLSv1`` (and ``ANY``,
+        ``SSLv3``) on Dovecot 2.3.19.1 (``no suitable signature algorithm``) and 2.4.1
+        (``unsupported protocol``); with the exercise's ``@SECLEVEL=0``, TLS 1.0 and 1.1 connect.
+        """
+        minimum = MIN_PROTOCOLS.get(self.ssl_min_protocol.lower())
+        if minimum is None:
+            return None
+        if not self.seclevel_0 and minimum in ("TLSv1", "TLSv1.1"):
+            return "TLSv1.2"
+        return minimum
+
+    @property
+    def seclevel_0(self) -> bool:
+        return self.ssl_cipher_list is not None and self.ssl_cipher_list.endswith(SECLEVEL_0)
+
+    def cipher_list_modelled(self) -> bool:
+        """True for the cipher lists the simulation knows: the default, and the default or the
+        exercise's list with ``@SECLEVEL=0`` (any other changes which ciphers a client gets)."""
+        return self.ssl_cipher_list in (None, DEFAULT_CIPHER_LIST, DEFAULT_CIPHER_LIST + SECLEVEL_0,
+                                        "DEFAULT" + SECLEVEL_0)
 
     @classmethod
     def read(cls, path: Path, generation: Generation = DEFAULT) -> DovecotConfig:
@@ -535,10 +588,12 @@ class DovecotConfig:
         is 2.3's. Raises DovecotRefused where the real Dovecot refuses to start, with its words
         (measured with ``doveconf -n -c FILE``, Dovecot 2.3.19.1 and 2.4.1): a setting or section
         it does not know, 2.4 without ``dovecot_config_version`` first or without
-        ``dovecot_storage_version``, 2.4's ``passdb``/``userdb`` without a name.
+        ``dovecot_storage_version``, 2.4's ``passdb``/``userdb`` without a name. The files the
+        certificate settings name are checked later, by :meth:`check_files`.
         """
-        config = cls(dovecot=generation.dovecot)
+        config = cls(dovecot=generation.dovecot, path=path)
         check = DovecotChecker(path, generation.dovecot)
+        cert_setting, key_setting = CERT_SETTINGS[generation.dovecot]
         sections: list[tuple[str, str]] = []  # (type, name) of each open section
         listener_port, listener_ssl = None, False
         for number, raw in enumerate(path.read_text().splitlines(), start=1):
@@ -575,8 +630,49 @@ class DovecotConfig:
                     config.ssl_min_protocol = value
                 elif name == "auth_mechanisms":
                     config.auth_mechanisms = tuple(value.lower().split())
+                elif name in (cert_setting, key_setting):
+                    setting = (value, number) if value else None
+                    if name == cert_setting:
+                        config.ssl_cert = setting
+                    else:
+                        config.ssl_key = setting
+                elif name == "ssl_cipher_list":
+                    config.ssl_cipher_list = value
+                elif name == "protocols":
+                    config.protocols = tuple(value.split())
         check.finish()
         return config
+
+    def file_of(self, setting: tuple[str, int] | None) -> str | None:
+        """The path a certificate setting names: 2.3's value is ``<path`` (the file's contents; a
+        value without ``<`` is the PEM text itself), 2.4's the path."""
+        if setting is None:
+            return None
+        value = setting[0]
+        if self.dovecot == "2.3":
+            return value[1:].strip() if value.startswith("<") else None
+        return value
+
+    def check_files(self, resolve: Callable[[str], Path | None]) -> None:
+        """Refuse to start, as the real Dovecot does, when a certificate or key file cannot be opened.
+
+        ``resolve`` maps a path of the configuration to the file that stands for it (None: none does).
+        doveconf reads these files when Dovecot starts (``doveconf -n`` does not): a missing one stops
+        it with ``doveconf: Fatal: Error in configuration file FILE line N: ssl_cert: Can't open file
+        PATH: No such file or directory`` (2.3.19.1) or ``...: ssl_server_cert_file: open(PATH) failed:
+        No such file or directory`` (2.4.1), with ``ssl = no`` too. Raises DovecotRefused with those words.
+        """
+        for name, setting in zip(CERT_SETTINGS[self.dovecot], (self.ssl_cert, self.ssl_key), strict=True):
+            path = self.file_of(setting)
+            if path is None or setting is None:
+                continue
+            found = resolve(path)
+            if found is not None and found.is_file():
+                continue
+            what = (f"Can't open file {path}: No such file or directory" if self.dovecot == "2.3"
+                    else f"open({path}) failed: No such file or directory")
+            raise DovecotRefused(f"doveconf: Fatal: Error in configuration file {self.path} "
+                                 f"line {setting[1]}: {name}: {what}")
 
 
 class DovecotChecker:

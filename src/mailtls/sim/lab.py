@@ -9,6 +9,7 @@ What it simplifies is listed on the site's page "What the simulated lab simplifi
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -29,8 +30,8 @@ from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
-from mailtls.sim.config import DovecotConfig, PostfixConfig
-from mailtls.sim.imapd import ImapSession
+from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig
+from mailtls.sim.imapd import ImapSession, openssl_error
 from mailtls.sim.smtpd import (
     SYSTEM_CA_FILE,
     SYSTEM_CA_PATH,
@@ -53,6 +54,20 @@ SIMULATED = LabConfig()
 address = SIMULATED.address
 
 LEVELS_REQUIRING_TLS = ("encrypt", "fingerprint", "verify", "secure")  # tls.h TLS_REQUIRED
+# The packages' full versions, as the servers name themselves in their logs when they start
+# (``postconf -d -h mail_version``; ``dovecot --version``), Debian 12 and 13.
+POSTFIX_RELEASES = {"3.7": "3.7.11", "3.10": "3.10.13"}
+DOVECOT_RELEASES = {"2.3": "v2.3.19.1 (9b53102964)", "2.4": "v2.4.1-4 (7d8c0e5759)"}
+LAB_FILES = "/run/mailtls/"  # where the hosts' files name the lab's generated files
+# Where OpenSSL raised the error smtpd logs after a failed handshake, by Postfix version (OpenSSL 3.0
+# in Debian 12, 3.5 in Debian 13) and ssl.SSLError reason: measured with Postfix 3.7.11 and 3.10.13
+# (a TLS 1.0-1.1 client on 587, a clear-text EHLO on 465). Others get no warning line here.
+OPENSSL_PLACES = {
+    ("3.7", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1664",
+    ("3.7", "WRONG_VERSION_NUMBER"): "../ssl/record/ssl3_record.c:350",
+    ("3.10", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1780",
+    ("3.10", "WRONG_VERSION_NUMBER"): "../ssl/record/methods/tlsany_meth.c:77",
+}
 
 
 def tls_summary(tls: Any, resumed: bool = False, postfix: str = "3.10") -> str:
@@ -99,6 +114,8 @@ class SimLab:
         self.postfix: dict[str, PostfixConfig] = {}
         self.listeners: dict[tuple[str, int], network.Listener] = {}
         self.recipients: dict[str, Recipients] = {}
+        for dovecot in self.dovecot.values():  # doveconf reads these files when Dovecot starts
+            dovecot.check_files(self.lab_file)
         network.clear()
         for host in HOSTS:
             (self.files / "hosts" / host.name / "log").mkdir(parents=True, exist_ok=True)
@@ -131,14 +148,34 @@ class SimLab:
                          self.files).write(self.files)
 
     def log_file(self, host_name: str) -> Path:
+        """The host's Postfix log (``maillog_file``): where both real backends keep it too,
+        ``hosts/HOST/log/postfix.log`` in the lab's files, and what ``status.json``'s "logs" names."""
         return self.files / "hosts" / host_name / "log" / "postfix.log"
 
-    def log(self, host_name: str, program: str, text: str) -> None:
+    def dovecot_log_file(self, host_name: str) -> Path:
+        """The host's Dovecot log: its ``log_path = /var/log/dovecot.log``, which both real backends keep
+        beside the Postfix log (the native backend sets ``log_path`` there; the containers mount the
+        folder on /var/log). ``lab logs`` shows both; ``status.json`` names only the Postfix one."""
+        return self.files / "hosts" / host_name / "log" / "dovecot.log"
+
+    def log(self, host_name: str, program: str, text: str, pid: int | None = None) -> None:
         """Append a line to the host's Postfix log, as ``maillog_file`` gets it (see
-        :mod:`mailtls.maillog`)."""
-        line = maillog.LogLine.now(host_name.split(".")[0], program, threading.get_ident() % 100000, text)
+        :mod:`mailtls.maillog`); ``pid`` is the process's (one smtpd keeps one for its connection)."""
+        pid = pid if pid is not None else threading.get_ident() % 100000
+        line = maillog.LogLine.now(host_name.split(".")[0], program, pid, text)
         with self.lock, self.log_file(host_name).open("a") as log:
             log.write(line.format() + "\n")
+
+    def dovecot_log(self, host_name: str, process: str, level: str, text: str) -> None:
+        """Append a line to the host's Dovecot log (:class:`mailtls.maillog.DovecotLine`)."""
+        line = maillog.DovecotLine.now(process, level, text)
+        with self.lock, self.dovecot_log_file(host_name).open("a") as log:
+            log.write(line.format() + "\n")
+
+    def lab_file(self, path: str) -> Path | None:
+        """The file of this lab that a path of the hosts' files names (``/run/mailtls/NAME``); None for
+        a path elsewhere, which the simulated hosts do not have."""
+        return self.files / path.removeprefix(LAB_FILES) if path.startswith(LAB_FILES) else None
 
     def authenticate(self, login: str, password: str) -> bool:
         return self.passwords.get(login) == password
@@ -168,6 +205,10 @@ class SimLab:
         """
         config = PostfixConfig(host.config_dir(self.labs), self.files, self.generation)
         self.postfix[host.name] = config
+        # As the containers backend starts Postfix (in the foreground: no postfix-script line; the
+        # native backend's ``postfix start`` writes "starting the Postfix mail system" first).
+        release = POSTFIX_RELEASES.get(self.generation.postfix, self.generation.postfix)
+        self.log(host.name, "postfix/master", maillog.MasterStarted(release).format())
         recipients = self.recipients[host.name] = Recipients(config)
         for port, service in config.listeners().items():
             settings = SmtpServerSettings.read(config, port)
@@ -188,12 +229,14 @@ class SimLab:
                     for line in tls.warnings:
                         self.log(host.name, program, line)
                 started.append(True)
-                if settings.wrapper and context is None:
+                events = SmtpdLog(self, host, program, client)
+                if settings.wrapper and context is None:  # smtpd_proto, after "connect from"
                     self.log(host.name, program,
                              f"warning: Wrapper-mode request dropped from unknown[{client}] for service "
                              f"{name}. TLS context "
                              "initialization failed. For details see earlier warnings in your logs.")
                     connection.close()
+                    events.ended(by_client=False)
                     return Silent()
                 session = SmtpSession(settings, recipients, client, self.authenticate,
                                       lambda envelope, s: self.receive_mail(host, envelope, s))
@@ -203,7 +246,7 @@ class SimLab:
 
                 return network.LineServer(connection, session,
                                           lambda send: tls_engines.server_side(context, send),
-                                          settings.wrapper, on_tls)
+                                          settings.wrapper, on_tls, events=events)
 
             self.listen(address(host), port, accept)
 
@@ -268,9 +311,24 @@ class SimLab:
                       f"\tid {secrets.token_urlsafe(16)}\r\n\t(envelope-from <{sender}>)\r\n"
                       f"\tfor <{user}>; {date}\r\n")
             self.store(user, header.encode() + message)
+            self.log_lmtp(host, user, message)
         else:
             self.store(recipient.rpartition("@")[2].lower(),
                        f"Delivered-To: {recipient}\r\n".encode() + message)
+
+    def log_lmtp(self, host: Host, user: str, message: bytes) -> None:
+        """What Dovecot's lmtp logs of one delivery (measured with 2.3.19.1 and 2.4.1 alike: the
+        connection, ``msgid=<...>: saved mail to INBOX``, the disconnection)."""
+        pid = 1000 + secrets.randbelow(60000)
+        session = base64.b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        found = re.search(rb"^Message-ID:[ \t]*(.*?)\r?$", message.split(b"\r\n\r\n", 1)[0],
+                          re.IGNORECASE | re.MULTILINE)
+        msgid = found[1].decode("latin-1").strip() if found else "unspecified"
+        self.dovecot_log(host.name, f"lmtp({pid})", "Info", "Connect from 127.0.0.1")
+        self.dovecot_log(host.name, f"lmtp({user})<{pid}><{session}>", "Info",
+                         f"msgid={msgid}: saved mail to INBOX")
+        self.dovecot_log(host.name, f"lmtp({pid})", "Info",
+                         "Disconnect from 127.0.0.1: Logged out (state=READY)")
 
     # -- The relay's SMTP client (Postfix's smtp with its TLS levels) --------------------------
 
@@ -449,16 +507,82 @@ class SimLab:
     # -- Dovecot ----------------------------------------------------------------------------
 
     def start_dovecot(self, host: Host) -> None:
+        """Dovecot's imap-login listeners, with TLS as its settings make it (see :meth:`dovecot_tls`).
+
+        With ``ssl = no`` a listener with ``ssl = yes`` does not listen, and a port of 0 disables its
+        listener (measured with Dovecot 2.3.19.1 and 2.4.1: connection refused on both).
+        """
         config = self.dovecot[host.name]
-        context = self.server_context(host, config.ssl_min_protocol)
+        self.dovecot_log(host.name, "master", "Info",
+                         f"Dovecot {DOVECOT_RELEASES.get(config.dovecot, config.dovecot)} starting up for "
+                         f"{', '.join(config.protocols)} (core dumps disabled)")
+        if config.dovecot == "2.4" and config.ssl_min_protocol.lower() == "any":  # measured on 2.4.1
+            self.dovecot_log(host.name, "config", "Warning",
+                             "ssl_min_protocol=ANY is used - This is insecure and intended only for testing")
+        context, tls_error = self.dovecot_tls(host, config)
         for port, implicit in config.listeners.items():
+            if port == 0 or (implicit and config.ssl == "no"):
+                continue
+
             def accept(connection: network.Connection, client: str, port=port,
-                       implicit=implicit) -> network.LineServer:
-                session = ImapSession(config, port, self.authenticate, self.mailbox)
+                       implicit=implicit) -> network.Handler:
+                session = ImapSession(config, port, self.authenticate, self.mailbox,
+                                      log=lambda *line: self.dovecot_log(host.name, *line),
+                                      rip=client, lip=address(host), tls_error=tls_error)
+                if implicit and tls_error is not None:  # measured: the Error line, then a reset
+                    session.log_tls_error()
+                    connection.reset()
+                    return Silent()
                 return network.LineServer(connection, session,
-                                          lambda send: tls_engines.server_side(context, send), implicit)
+                                          lambda send: tls_engines.server_side(context, send), implicit,
+                                          events=session,  # type: ignore[arg-type]
+                                          alert_on_failure=config.dovecot != "2.3")
 
             self.listen(address(host), port, accept)
+
+    def dovecot_tls(self, host: Host, config: DovecotConfig) -> tuple[Any, str | None]:
+        """The TLS context Dovecot's settings make, or why imap-login cannot make one.
+
+        Dovecot starts with a key that does not match its certificate, a 2.3 ``ssl_cert`` without ``<``,
+        or an ``ssl_min_protocol`` it does not know; then imap-login fails to set up TLS at each
+        connection that needs it, and logs why (words measured with 2.3.19.1 and 2.4.1, returned as the
+        second item). Raises NotModelled for settings the simulation does not model: a cipher list other
+        than the default or the protocols exercise's ``@SECLEVEL=0``, certificate files outside the lab's
+        files, no certificate at all.
+        """
+        if config.ssl == "no":
+            return None, None
+        cert_name, key_name = CERT_SETTINGS[config.dovecot]
+        if not config.cipher_list_modelled():
+            raise NotModelled("the simulated lab does not model ssl_cipher_list = "
+                              f"{config.ssl_cipher_list}; "
+                           "the real lab does: it passes the list to OpenSSL")
+        if config.ssl_cert is None or config.ssl_key is None:
+            raise NotModelled(f"the simulated lab does not model a Dovecot with ssl = {config.ssl} and no "
+                           f"{cert_name} or {key_name}; the real lab does: set both")
+        cert_path, key_path = config.file_of(config.ssl_cert), config.file_of(config.ssl_key)
+        if cert_path is None:  # 2.3's ssl_cert without "<": the path itself is read as PEM text
+            return None, "Can't load SSL certificate (ssl_cert setting): There is no valid PEM certificate."
+        for name, path in ((cert_name, cert_path), (key_name, key_path)):
+            if path is None or self.lab_file(path) is None:
+                named = path or config.ssl_key[0]
+                raise NotModelled(f"the simulated lab does not model {name} = {named}; the "
+                               "real lab does: the simulated hosts have only the lab's files, under "
+                               + LAB_FILES)
+        cert_file, key_file = self.lab_file(cert_path), self.lab_file(key_path)  # type: ignore[arg-type]
+        if not keys_match(cert_file, key_file):  # type: ignore[arg-type]
+            return None, ("Can't load SSL private key (ssl_key setting): Key is for a different cert than "
+                          "ssl_cert" if config.dovecot == "2.3" else
+                          "Can't load SSL private key (ssl_server_key_file setting): Key file is for a "
+                          "different certificate file")
+        minimum = config.minimum_version
+        if minimum is None:
+            value = config.ssl_min_protocol
+            return None, (f"Unknown ssl_min_protocol setting '{value}'" if config.dovecot == "2.3" else
+                          f"Can't set minimum protocol to '{value}' (ssl_min_protocol setting): "
+                          "Unknown value")
+        context = tls_engines.server_context(certfile=str(cert_file), keyfile=str(key_file), minimum=minimum)
+        return context, None
 
     # -- The wiretap on mitm.lab.test ---------------------------------------------------------
 
@@ -479,6 +603,130 @@ class SimLab:
             self.listen(address(host), service.port, accept)
 
 
+class SmtpdLog(network.Events):
+    """What Postfix's smtpd logs of one connection, with ``smtpd_tls_loglevel = 1`` and
+    ``smtpd_peername_lookup = no`` (the lab's main.cf): ``connect from unknown[ADDR]``, the TLS line,
+    a failed handshake, ``lost connection after CMD`` for a client that leaves without QUIT, and the
+    ``disconnect from`` line with smtpd's command counters.
+
+    The counters are smtpd's (smtpd.c, ``smtpd_proto``): every command line counts once in its
+    command's total (an unknown one as ``unknown``), and once more in its successes when its last
+    reply is not an error: AUTH when the exchange ends in 235, DATA when the message is accepted,
+    STARTTLS when the handshake completes.
+    """
+
+    def __init__(self, lab: SimLab, host: Host, program: str, client_address: str) -> None:
+        self.lab, self.host, self.program = lab, host, program
+        self.client = f"unknown[{client_address}]"
+        self.pid = 1000 + secrets.randbelow(60000)
+        self.counts: dict[str, list[int]] = {}  # command -> [successes, total]
+        self.where = "CONNECT"  # the last command smtpd recognised (SMTPD_AFTER_CONNECT at first)
+        self.pending: str | None = None  # a command whose outcome is not known yet (DATA, AUTH, STARTTLS)
+        self.data_bytes = 0
+        self.quit = False
+        self.auth_mechanism = ""
+        self.auth_answers: list[bytes] = []  # the client's answers to AUTH, base64 (the initial one first)
+        self.write(maillog.ClientConnect(self.client).format())
+
+    def write(self, text: str) -> None:
+        self.lab.log(self.host.name, self.program, text, pid=self.pid)
+
+    def count(self, command: str, success: bool) -> None:
+        counts = self.counts.setdefault(command, [0, 0])
+        counts[1] += 1
+        counts[0] += int(success)
+
+    def tls_started(self, tls: Any) -> None:
+        resumed = bool(getattr(getattr(tls, "tls", None), "session_reused", False))
+        summary = tls_summary(tls, resumed, self.lab.generation.postfix)
+        self.write(maillog.TlsConnection("Anonymous", self.client, summary,
+                                         direction="from").format())
+        if self.pending == "starttls":
+            self.pending = None
+            self.count("starttls", True)
+
+    def tls_failed(self, failure: Exception | None) -> None:
+        """tls_server.c: ``: -1`` when OpenSSL said why, ``: lost connection`` when the client left."""
+        detail = "-1" if failure is not None else "lost connection"
+        self.write(maillog.SslAcceptError(self.client, detail).format())
+        reason = getattr(failure, "reason", None)
+        where = OPENSSL_PLACES.get((self.lab.generation.postfix, reason or ""))
+        if where is not None:  # tls_print_errors(): OpenSSL's error queue, one warning a line
+            self.write(f"warning: TLS library problem: {openssl_error(reason, '2.3')}:{where}:")
+        if self.pending == "starttls":
+            self.pending = None
+            self.count("starttls", False)
+
+    def exchanged(self, line: bytes, reply: Any) -> None:
+        last = reply.data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1] if reply is not None else b""
+        code = int(last[:3]) if last[:3].isdigit() else 0
+        if self.pending == "data":
+            self.data_bytes += len(line)
+            if reply is not None:  # the end of the message
+                self.pending = None
+                self.count("data", code < 400)
+                self.where = "END-OF-MESSAGE"
+            return
+        if self.pending == "auth":
+            self.auth_answers.append(line.strip())
+            if code != 334:
+                self.pending = None
+                self.auth_done(code)
+            return
+        words = line.split()
+        command = words[0].decode("latin-1").lower() if words else ""
+        if command not in maillog.SMTPD_COMMANDS or command == "unknown":
+            self.count("unknown", False)
+            self.where = "UNKNOWN"
+            return
+        self.where = command.upper()
+        if command == "data" and code == 354:
+            self.pending, self.data_bytes = "data", 0
+        elif command == "auth":
+            self.auth_mechanism = words[1].decode("latin-1").upper() if len(words) > 1 else ""
+            self.auth_answers = words[2:3]
+            if code == 334:
+                self.pending = "auth"
+            else:
+                self.auth_done(code)
+        elif command == "starttls" and reply is not None and reply.start_tls:
+            self.pending = "starttls"
+        else:
+            self.count(command, 0 < code < 400)
+        self.quit = self.quit or (command == "quit" and code < 400)
+
+    def auth_done(self, code: int) -> None:
+        """An AUTH exchange ended: counted, and a failure logged as smtpd_sasl_glue.c logs it
+        (``warning: unknown[ADDR]: SASL PLAIN authentication failed: (reason unavailable),
+        sasl_username=USER``: Dovecot's auth service gives no reason)."""
+        self.count("auth", code < 400)
+        if code not in (535, 454) or not self.auth_mechanism:
+            return
+        try:
+            decoded = [base64.b64decode(answer, validate=True).decode("utf-8")
+                       for answer in self.auth_answers]
+        except ValueError:
+            decoded = []
+        user = ""
+        if self.auth_mechanism == "PLAIN" and decoded:
+            user = decoded[0].split("\0")[1] if decoded[0].count("\0") == 2 else ""
+        elif self.auth_mechanism == "LOGIN" and decoded:
+            user = decoded[0]
+        self.write(f"warning: {self.client}: SASL {self.auth_mechanism} authentication failed: "
+                   f"(reason unavailable), sasl_username={user or '(unavailable)'}")
+
+    def ended(self, by_client: bool) -> None:
+        if not self.quit and self.where != "END-OF-MESSAGE":
+            queue_id = "NOQUEUE" if self.lab.generation.postfix != "3.7" else None
+            size = self.data_bytes if self.pending == "data" else None
+            self.write(maillog.LostConnection(self.where, self.client, queue_id, size).format())
+        if self.pending is not None:  # a command that never finished counts as failed
+            self.count(self.pending, False)
+            self.pending = None
+        counts = tuple((name, success, total) for name, (success, total) in self.counts.items())
+        self.write(maillog.ClientDisconnect(self.client, counts).format())
+
+
 class Silent:
     """A connection nobody serves: an smtpd that died as it started (the client waits for a
     greeting), or one that dropped the connection."""
@@ -488,6 +736,21 @@ class Silent:
 
     def hung_up(self) -> None:
         pass
+
+
+def keys_match(certificate: Path, key: Path) -> bool:
+    """True when the key file holds the private key of the certificate file's public key.
+
+    Raises NotModelled for a key the simulation cannot read (the lab's keys are ECDSA P-256)."""
+    from ecdsa import SigningKey
+
+    try:
+        signing = SigningKey.from_pem(key.read_text())
+    except (ValueError, OSError) as failure:
+        raise NotModelled(f"the simulated lab does not model the key {key.name}: {failure}") from None
+    point = signing.get_verifying_key().to_string("uncompressed")
+    cert = x509.pem_certificates(certificate.read_bytes())
+    return bool(cert) and cert[0].public_point == point
 
 
 class WiretapServer:

@@ -57,6 +57,7 @@ class Connection:
         self.to_client = bytearray()
         self.closed_by_server = False
         self.closed_by_client = False
+        self.reset_by_server = False  # closed with a TCP reset: the client's reads fail
         self.handler: Handler | None = None
 
     def send(self, data: bytes) -> None:
@@ -65,6 +66,13 @@ class Connection:
 
     def close(self) -> None:
         self.closed_by_server = True
+
+    def reset(self) -> None:
+        """Hang up at once, discarding what the client has not read: its next read raises
+        ConnectionResetError, as after a TCP RST (what Dovecot's imap-login does when it cannot set up
+        TLS on an implicit-TLS port: measured with 2.3.19.1 and 2.4.1)."""
+        self.to_client.clear()
+        self.closed_by_server = self.reset_by_server = True
 
 
 class VirtualSocket(SocketLike):
@@ -85,6 +93,8 @@ class VirtualSocket(SocketLike):
     def sendall(self, data: bytes, flags: int = 0) -> None:
         if self._closed:
             raise OSError(errno.EBADF, "Bad file descriptor")
+        if self.connection.reset_by_server:
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
         if self.connection.closed_by_server:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         if data:
@@ -96,6 +106,8 @@ class VirtualSocket(SocketLike):
             data = bytes(inbox[:size])
             del inbox[:size]
             return data
+        if self.connection.reset_by_server and not self._closed:
+            raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
         if self.connection.closed_by_server or self._closed:
             return b""
         if self._timeout == 0.0:
@@ -148,23 +160,50 @@ def install() -> None:
 # -- A line-based session (SMTP or IMAP) served on a connection -------------------------------------
 
 
+class Events:
+    """What a server logs of one connection hears from :class:`LineServer` (each method does nothing
+    here; a server's log overrides those it needs).
+
+    The connection itself is logged by whoever accepts it, before the greeting.
+    """
+
+    def tls_started(self, tls: Any) -> None:
+        """A TLS handshake finished (``tls`` has ``version()`` and ``cipher()``)."""
+
+    def tls_failed(self, failure: Exception | None) -> None:
+        """A TLS handshake did not finish: the engine's error, or None when the client hung up during it."""
+
+    def exchanged(self, line: bytes, reply: Reply | None) -> None:
+        """One line from the client (with its line ending) and the session's reply to it."""
+
+    def ended(self, by_client: bool) -> None:
+        """The connection is over: the client hung up (``by_client``), or the server did."""
+
+
 class LineServer:
     """Greeting, then lines in and replies out; TLS when the session asks for it.
 
     ``start_tls`` makes the server side of a TLS session that sends through the connection
-    (see :mod:`mailtls.sim.tls`); ``on_tls`` hears of each finished handshake.
+    (see :mod:`mailtls.sim.tls`); ``on_tls`` hears of each finished handshake, ``events`` of the
+    connection's life (:class:`Events`). ``alert_on_failure=False`` hangs up after a failed
+    handshake without sending the engine's alert, as Dovecot 2.3 does (its client gets an EOF:
+    measured with 2.3.19.1, where 2.4.1 sends the alert).
     """
 
     def __init__(self, connection: Connection, session: LineSession,
                  start_tls: Callable[[Callable[[bytes], None]], Any] | None,
-                 implicit_tls: bool, on_tls: Callable[[Any], None] | None = None) -> None:
+                 implicit_tls: bool, on_tls: Callable[[Any], None] | None = None,
+                 events: Events | None = None, alert_on_failure: bool = True) -> None:
         self.connection = connection
         self.session = session
         self.start_tls = start_tls
         self.on_tls = on_tls
+        self.events = events or Events()
+        self.alert_on_failure = alert_on_failure
         self.tls: Any = None
         self.buffer = b""
         self.greeted = False
+        self.over = False
         if implicit_tls:
             self.tls = start_tls(connection.send)  # type: ignore[misc]  # the greeting waits for the handshake
         else:
@@ -177,20 +216,36 @@ class LineServer:
         else:
             self.connection.send(data)
 
+    def end(self, by_client: bool) -> None:
+        if not self.over:
+            self.over = True
+            self.events.ended(by_client)
+        if not by_client:
+            self.connection.close()
+
     def received(self, data: bytes) -> None:
         if self.connection.closed_by_server:
             return
         if self.tls is not None:
             was_ready = self.tls.ready
+            sent = len(self.connection.to_client)
             try:
                 data = self.tls.feed(data)
-            except (OSError, ValueError, EOFError) as failure:  # a failed handshake or a TLS alert: hang up
-                del failure
+            except EOFError:  # the client closed the TLS session (close_notify): the server hangs up too
+                self.end(by_client=True)
                 self.connection.close()
+                return
+            except (OSError, ValueError) as failure:  # a failed handshake or a TLS alert: hang up
+                if not was_ready:
+                    if not self.alert_on_failure:
+                        del self.connection.to_client[sent:]
+                    self.events.tls_failed(failure)
+                self.end(by_client=False)
                 return
             if self.tls.ready and not was_ready:
                 if self.on_tls:
                     self.on_tls(self.tls)
+                self.events.tls_started(self.tls)
                 if not self.greeted:
                     self.greeted = True
                     self.write(self.session.greeting())
@@ -198,11 +253,12 @@ class LineServer:
         while b"\n" in self.buffer or len(self.buffer) > BUFFER_LIMIT:
             line, newline, self.buffer = self.buffer.partition(b"\n")
             reply: Reply | None = self.session.receive(line + newline)
+            self.events.exchanged(line + newline, reply)
             if reply is None:
                 continue
             self.write(reply.data)
             if reply.close:
-                self.connection.close()
+                self.end(by_client=False)
                 return
             if reply.start_tls:
                 self.buffer = b""  # pipelined commands sent in clear are discarded (CVE-2011-0411)
@@ -210,4 +266,6 @@ class LineServer:
                 return
 
     def hung_up(self) -> None:
-        pass
+        if self.tls is not None and not self.tls.ready and not self.over:
+            self.events.tls_failed(None)
+        self.end(by_client=True)
