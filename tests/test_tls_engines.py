@@ -59,7 +59,12 @@ HANDSHAKE_FAILURE = ("SSLError", 1, "SSLV3_ALERT_HANDSHAKE_FAILURE",
                      "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] sslv3 alert handshake failure")
 INTERNAL_ERROR = ("SSLError", 1, "TLSV1_ALERT_INTERNAL_ERROR",
                   "[SSL: TLSV1_ALERT_INTERNAL_ERROR] tlsv1 alert internal error")
-CLOSED = ("SSLZeroReturnError", 6, None, "TLS/SSL connection has been closed (EOF)")
+# A server that hangs up: CPython up to 3.11.3 (Debian 12's 3.11.2) sets OP_IGNORE_UNEXPECTED_EOF in its
+# default contexts, and OpenSSL then reports the end of the stream as a close; later ones do not.
+CLOSED = (("SSLZeroReturnError", 6, None, "TLS/SSL connection has been closed (EOF)")
+          if ssl.create_default_context().options & ssl.OP_IGNORE_UNEXPECTED_EOF else
+          ("SSLEOFError", 8, "UNEXPECTED_EOF_WHILE_READING",
+           "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol"))
 
 
 def verify_failed(code: int, message: str) -> tuple:

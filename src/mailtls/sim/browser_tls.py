@@ -21,8 +21,9 @@ exception class, ``reason``, message, and for certificates ``verify_code`` and
 - security level 1 and above refuse TLS 1.0 and 1.1 (they sign with SHA-1): the server answers
   with an internal-error alert, the client with "legacy sigalg disallowed or unsupported";
 - a client gets "unsupported protocol" for a server's version below its minimum;
-- a server that hangs up during the handshake gives ``ssl.SSLZeroReturnError`` (CPython sets
-  OP_IGNORE_UNEXPECTED_EOF), as on a real network.
+- a server that hangs up during the handshake gives what CPython gives on a real network:
+  ``ssl.SSLEOFError``, or ``ssl.SSLZeroReturnError`` for a context with OP_IGNORE_UNEXPECTED_EOF
+  (:func:`closed_by_peer`).
 """
 
 from __future__ import annotations
@@ -201,11 +202,18 @@ def _alert_error(description: int, received: bool) -> ssl.SSLError:
                                  }.get(description, "SSL_HANDSHAKE_FAILURE"))
 
 
-def closed_by_peer() -> ssl.SSLError:
-    """The end of the stream during a handshake: CPython sets OP_IGNORE_UNEXPECTED_EOF, so OpenSSL
-    reports it as a close (measured with a server that hangs up, on 127.0.0.1)."""
-    return ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
-                                  f"TLS/SSL connection has been closed (EOF) {SOURCE}")
+def closed_by_peer(context: Any) -> ssl.SSLError:
+    """The end of the stream during a handshake, as CPython reports it for ``context``: a close
+    (``SSLZeroReturnError``) when the context has ``OP_IGNORE_UNEXPECTED_EOF``, which CPython 3.10
+    to 3.11.3 set by default (Debian 12's 3.11.2 does), else ``SSLEOFError``
+    UNEXPECTED_EOF_WHILE_READING (CPython 3.11.4 and later, Pyodide). Measured on 127.0.0.1 with a
+    server that reads the ClientHello and hangs up, with Python 3.11.2 and 3.11.7."""
+    if getattr(context, "options", 0) & getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0):
+        return ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
+                                      f"TLS/SSL connection has been closed (EOF) {SOURCE}")
+    error = _error(ssl.SSLEOFError, "UNEXPECTED_EOF_WHILE_READING", "EOF occurred in violation of protocol")
+    error.errno = ssl.SSL_ERROR_EOF
+    return error
 
 
 # -- What a context says --------------------------------------------------------------------------------
@@ -408,7 +416,7 @@ class ClientSocket(SocketLike):
         except TLSRemoteAlert as failure:
             raise _alert_error(failure.description, received=True) from None
         except TLSAbruptCloseError:
-            raise closed_by_peer() from None
+            raise closed_by_peer(context) from None
         except TLSError as failure:
             raise _error(ssl.SSLError, "SSL_HANDSHAKE_FAILURE",
                          str(failure) or type(failure).__name__) from None
