@@ -45,6 +45,33 @@ def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
         lab.backend.reload()
 
 
+# The certificate setting of each generation's Dovecot, as the lab's file writes it.
+CERTIFICATE_SETTING = {12: "ssl_cert = </run/mailtls/mail.lab.test.pem",
+                       13: "ssl_server_cert_file = /run/mailtls/mail.lab.test.pem"}
+
+
+def test_a_missing_certificate_file_is_refused_and_imap_keeps_running(lab) -> None:
+    """Dovecot 2.4 only reads the file when it starts, so the check must read it too."""
+    conf = lab.config_file("mail", "dovecot.conf")
+    original = conf.read_text()
+    setting = CERTIFICATE_SETTING[lab.debian]
+    conf.write_text(original.replace(setting, setting.replace("mail.lab.test.pem", "missing.pem")))
+    try:
+        with pytest.raises(LabError) as refused:
+            lab.backend.reload()
+        said = str(refused.value)
+        assert "refuses the configuration of mail.lab.test" in said and "missing.pem" in said, said
+        assert "Traceback" not in said
+        import imaplib
+
+        client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
+        assert "STARTTLS" in client.capabilities
+        client.shutdown()
+    finally:
+        conf.write_text(original)
+        lab.backend.reload()
+
+
 # A setting of the other generation's Dovecot: 2.4 renamed 2.3's disable_plaintext_auth to
 # auth_allow_cleartext (https://doc.dovecot.org/2.4.0/installation/upgrade/2.3-to-2.4.html).
 OTHER_GENERATIONS_NAME = {12: "auth_allow_cleartext = no", 13: "disable_plaintext_auth = yes"}
