@@ -1,0 +1,139 @@
+"""The simulated lab against the real one over variants of the lab's files (``tests/sim_corpus/``).
+
+Readers and students change the configuration; the simulated lab must then do what the real
+servers do. The corpus holds variants a course reader makes: every setting the course teaches
+with valid, invalid and legacy values, missing files, the other generation's names, typos, and
+for each exercise its starting state, its reference solution and wrong solutions as students
+write them (:mod:`helpers.corpus`).
+
+- Without a lab: the corpus is complete and applies; every variant runs on the simulated lab of
+  each generation it applies to, with both TLS engines, without a crash, and observes the same
+  twice (:mod:`helpers.probes`).
+- With a real lab (marker ``lab``): each variant is applied to the real lab's files and the lab
+  reloaded once, then observed; the same variant is run on the simulated lab of the same
+  generation with each TLS engine and observed with the same code. Every observation must
+  match (:mod:`helpers.differential`); the match table by category and the time per variant are
+  printed, and a list of every difference (real against simulated) fails the test. With
+  ``MAILTLS_CORPUS_RECORD=FOLDER`` the real lab's observations and the report are also written
+  there (``corpus-real-LAB.json``, ``corpus-report-LAB.txt``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import corpus, differential, probes
+from helpers.labs import scratch_labs
+from mailtls import exercises, generations
+
+ENTRIES = corpus.entries()
+ENGINES = ("ssl", "tlslite")
+
+
+def test_the_corpus_covers_what_the_course_teaches(tmp_path: Path) -> None:
+    """At least 40 variants; every category; for each exercise its start, its reference solution
+    and three wrong ones; every variant changes the files of each generation it names."""
+    assert len(ENTRIES) >= 40
+    categories = {e.category for e in ENTRIES}
+    assert set(corpus.CATEGORY_PROBES) <= categories
+    for exercise in exercises.EXERCISES:
+        own = [e for e in ENTRIES if e.exercise == exercise.name]
+        assert {e.exercise_edits for e in own} >= {("start",), ("start", "solution")}, exercise.name
+        assert sum(e.id.startswith(f"{exercise.name}-wrong-") for e in own) >= 3, exercise.name
+    for entry in ENTRIES:
+        assert entry.description.strip()
+        assert set(entry.generations) <= {g.debian for g in generations.GENERATIONS}, entry.id
+        for debian in entry.generations:
+            labs = scratch_labs(tmp_path / f"{entry.id}-{debian}")
+            before = corpus.snapshot(labs)
+            corpus.apply(entry, labs, debian)
+            # The lab as it comes: the start of an exercise without start edits, the reference
+            # solution of one whose solution undoes its start.
+            exercise = exercises.find(entry.exercise) if entry.exercise else None
+            as_it_comes = exercise is not None and not entry.edits and (
+                entry.exercise_edits == ("start",) and not exercise.has_edits("start")
+                or entry.exercise_edits == ("start", "solution") and not exercise.has_edits("solution"))
+            assert (corpus.snapshot(labs) == before) == as_it_comes, entry.id
+            shutil.rmtree(labs)
+
+
+def test_a_difference_is_reported_with_both_sides() -> None:
+    """The comparison fails on one differing observation and names it with the real and simulated values."""
+    entry = ENTRIES[0]
+    real = differential.Run(entry, "native",
+                            {"start": "started", "smtp 25/starttls": "220 2.0.0 Ready to start TLS"})
+    sim = differential.Run(entry, "sim-debian12-ssl", {"start": "started", "smtp 25/starttls": "502 5.5.1"})
+    differences = differential.compare(real, sim)
+    assert [(d.observation, d.real, d.sim) for d in differences] == [
+        ("smtp 25/starttls", "220 2.0.0 Ready to start TLS", "502 5.5.1")]
+    report = differential.Report("native")
+    report.add(real, sim, differences)
+    assert "0/1" in report.table() and "smtp 25/starttls" in report.mismatches()
+    declined = differential.Run(entry, "sim-debian12-ssl",
+                                {"start": "declined", "start/words": "not modelled"})
+    assert differential.compare(real, declined) == []
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("generation", generations.GENERATIONS, ids=lambda g: g.folder)
+def test_every_variant_runs_on_the_simulated_lab(generation, engine: str, tmp_path: Path) -> None:
+    """No crash (an exception no client meets against a real server), and the same observations twice."""
+    problems = []
+    for entry in ENTRIES:
+        if generation.debian not in entry.generations:
+            continue
+        first = differential.run_on_sim(entry, generation, engine, tmp_path / f"{entry.id}-1")
+        second = differential.run_on_sim(entry, generation, engine, tmp_path / f"{entry.id}-2")
+        shutil.rmtree(tmp_path / f"{entry.id}-1")
+        shutil.rmtree(tmp_path / f"{entry.id}-2")
+        crashed = probes.crashes(first.observations) | probes.crashes(second.observations)
+        problems += [f"{entry.id} / {name}: {value}" for name, value in crashed.items()]
+        problems += [f"{entry.id}: not deterministic: {d}" for d in differential.compare(first, second)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.lab
+def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: Path, record_property) -> None:
+    """Each variant on the real lab and on the simulated lab of its generation (both TLS engines)."""
+    from mailtls.sim import network
+
+    generation = generations.get(lab.debian)
+    kind = differential.lab_kind(lab)
+    report = differential.Report(kind)
+    original = corpus.snapshot(lab.labs)
+    real_runs = []
+    try:
+        for entry in ENTRIES:
+            if lab.debian not in entry.generations:
+                continue
+            real = differential.run_on_real(lab, entry, original)
+            real_runs.append(real)
+            report.seconds.append(real.seconds)
+            for engine in ENGINES:
+                folder = tmp_path / f"{entry.id}-{engine}"
+                sim = differential.run_on_sim(entry, generation, engine, folder)
+                shutil.rmtree(folder)
+                report.add(real, sim, differential.compare(real, sim))
+    finally:
+        network.clear()
+        corpus.restore(lab.labs, original)
+        lab.backend.reload()
+    table = report.table()
+    record_property("corpus", table)
+    print(f"\n{table}")
+    if os.environ.get("MAILTLS_CORPUS_RECORD"):
+        folder = Path(os.environ["MAILTLS_CORPUS_RECORD"])
+        (folder / f"corpus-real-{kind}.json").write_text(
+            json.dumps([run.to_json() for run in real_runs], indent=1) + "\n")
+        (folder / f"corpus-report-{kind}.txt").write_text(f"{table}\n\n{report.mismatches()}\n")
+    # The checker of the simulated lab must never pass what the real lab fails: said first.
+    passed_wrongly = [f"[{sim}] {d.entry} / {d.observation}" for sim, d in report.differences
+                      if d.observation.startswith("checker/") and (d.real, d.sim) == ("failed", "passed")]
+    said_first = (f"the simulated checker passes what the real lab fails: {passed_wrongly}\n"
+                  if passed_wrongly else "")
+    assert not report.differences, said_first + report.mismatches()
