@@ -32,9 +32,9 @@ CORPUS = Path(__file__).resolve().parent.parent / "sim_corpus"
 
 # The observations each category needs by default (helpers.probes.GROUPS).
 CATEGORY_PROBES = {
-    "server-tls": ["smtp", "tls", "log"],
+    "server-tls": ["smtp", "tls-smtp", "log"],
     "client-tls": ["relay", "log"],
-    "dovecot": ["imap", "tls"],
+    "dovecot": ["imap", "tls-imap"],
     "files": ["smtp", "imap", "tls", "relay", "log"],
     "other-generation": ["imap"],
     "typos": [],

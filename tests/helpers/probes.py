@@ -19,6 +19,7 @@ Groups (an entry of the corpus names those it needs, see :mod:`helpers.corpus`):
 - ``imap``: 143 (greeting, capabilities, LOGIN before STARTTLS, STARTTLS, login after) and 993;
 - ``tls``: the handshake on 25, 587, 465, 143 and 993 with a client whose highest version is
   TLS 1.0, 1.1, 1.2 or 1.3 (lowest TLS 1.0, OpenSSL's security level 0, as an old client);
+  ``tls-smtp`` on Postfix's ports only, ``tls-imap`` on Dovecot's;
 - ``relay``: a message through relay.lab.test to each destination of the relay-policy exercise,
   and what the relay's log says of it (status, enhanced status code, reason, trust, version);
 - ``log``: the warnings and TLS failures that mail.lab.test's and the relay's Postfix logged
@@ -51,6 +52,7 @@ CLIENT_ERRORS = (ssl.SSLError, OSError, smtplib.SMTPException, imaplib.IMAP4.err
 VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
             "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 TLS_PORTS = {25: "smtp", 587: "smtp", 465: "implicit", 143: "imap", 993: "implicit"}
+SMTP_TLS_PORTS, IMAP_TLS_PORTS = (25, 587, 465), (143, 993)
 
 Observations = dict[str, str]
 
@@ -236,12 +238,12 @@ def handshake(port: int, context: ssl.SSLContext) -> str:
         sock.close()
 
 
-def tls(lab: Lab) -> Observations:
-    """The handshake on each TLS port with each client's highest version (see the module's docstring)."""
+def tls_versions(lab: Lab, ports: tuple[int, ...]) -> Observations:
+    """The handshake on each of ``ports`` with each client's highest version (see the module's docstring)."""
     found: Observations = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        for port in TLS_PORTS:
+        for port in ports:
             for version, highest in VERSIONS.items():
                 found[f"tls {port} up to {version}"] = handshake(port, old_client(highest))
     return found
@@ -290,7 +292,7 @@ def log_sizes(lab: Lab) -> dict[str, int]:
     return {host: len(log_text(lab, host)) for host in LOGGING_HOSTS}
 
 
-def settled(lab: Lab, wait: float = 0.5, limit: float = 5.0) -> None:
+def settled(lab: Lab, wait: float = 0.3, limit: float = 5.0) -> None:
     """Wait until the logs stop growing for ``wait`` s (Postfix's logging runs behind its servers)."""
     deadline = time.monotonic() + limit
     sizes = log_sizes(lab)
@@ -342,7 +344,12 @@ def verdicts(lab: Lab, exercise_name: str) -> tuple[Observations, dict[str, str]
     return found, details
 
 
-GROUPS: dict[str, Callable[[Lab], Observations]] = {"smtp": smtp, "imap": imap, "tls": tls, "relay": relay}
+GROUPS: dict[str, Callable[[Lab], Observations]] = {
+    "smtp": smtp, "imap": imap, "relay": relay,
+    "tls": lambda lab: tls_versions(lab, SMTP_TLS_PORTS + IMAP_TLS_PORTS),
+    "tls-smtp": lambda lab: tls_versions(lab, SMTP_TLS_PORTS),
+    "tls-imap": lambda lab: tls_versions(lab, IMAP_TLS_PORTS),
+}
 
 
 def observe(lab: Lab, groups: tuple[str, ...] | list[str], exercise: str | None = None
