@@ -107,6 +107,7 @@ def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: P
     kind = differential.lab_kind(lab)
     report = differential.Report(kind)
     original = corpus.snapshot(lab.labs)
+    record = Path(os.environ["MAILTLS_CORPUS_RECORD"]) if os.environ.get("MAILTLS_CORPUS_RECORD") else None
     real_runs = []
     try:
         for entry in ENTRIES:
@@ -115,11 +116,18 @@ def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: P
             real = differential.run_on_real(lab, entry, original)
             real_runs.append(real)
             report.seconds.append(real.seconds)
+            differing = []
             for engine in ENGINES:
                 folder = tmp_path / f"{entry.id}-{engine}"
                 sim = differential.run_on_sim(entry, generation, engine, folder)
                 shutil.rmtree(folder)
-                report.add(real, sim, differential.compare(real, sim))
+                differing.append(len(compared := differential.compare(real, sim)))
+                report.add(real, sim, compared)
+            print(f"{entry.id}: {real.start}, {real.seconds:.1f} s, differences (ssl, tlslite) {differing}",
+                  flush=True)
+            if record is not None:  # as it goes: what was observed is kept if the run stops
+                (record / f"corpus-real-{kind}.json").write_text(
+                    json.dumps([run.to_json() for run in real_runs], indent=1) + "\n")
     finally:
         network.clear()
         corpus.restore(lab.labs, original)
@@ -127,11 +135,8 @@ def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: P
     table = report.table()
     record_property("corpus", table)
     print(f"\n{table}")
-    if os.environ.get("MAILTLS_CORPUS_RECORD"):
-        folder = Path(os.environ["MAILTLS_CORPUS_RECORD"])
-        (folder / f"corpus-real-{kind}.json").write_text(
-            json.dumps([run.to_json() for run in real_runs], indent=1) + "\n")
-        (folder / f"corpus-report-{kind}.txt").write_text(f"{table}\n\n{report.mismatches()}\n")
+    if record is not None:
+        (record / f"corpus-report-{kind}.txt").write_text(f"{table}\n\n{report.mismatches()}\n")
     # The checker of the simulated lab must never pass what the real lab fails: said first.
     passed_wrongly = [f"[{sim}] {d.entry} / {d.observation}" for sim, d in report.differences
                       if d.observation.startswith("checker/") and (d.real, d.sim) == ("failed", "passed")]
