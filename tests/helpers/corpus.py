@@ -5,7 +5,8 @@ the exercises' ``start.toml`` (``[[edit]]`` tables with ``file``, ``old`` and ``
 :func:`mailtls.exercises.edits.read_edits`) plus:
 
 - ``category``: what it exercises (``server-tls``, ``client-tls``, ``dovecot``, ``files``,
-  ``other-generation``, ``typos``, ``exercise-NAME``);
+  ``other-generation``, ``typos``, ``exercise-NAME``), or ``baseline`` for the lab as it comes
+  (``as-it-comes``: no edits), which runs first;
 - ``description``: one line, in a student's terms;
 - ``generations``: the Debian releases it applies to (``[13, 12]``; ``[12]`` for an edit of
   Dovecot 2.3's file only). An edit of a file under ``hosts/HOST/debianNN/`` is made only on
@@ -38,6 +39,7 @@ CATEGORY_PROBES = {
     "files": ["smtp", "imap", "tls", "relay", "log"],
     "other-generation": ["imap"],
     "typos": [],
+    "baseline": ["smtp", "imap", "tls", "relay", "log"],
 }
 EXERCISE_PROBES = {
     "certificate": ["log"],
@@ -62,6 +64,18 @@ class Entry:
     probes: tuple[str, ...]
     exercise: str | None = None
     exercise_edits: tuple[str, ...] = ()
+
+    @property
+    def as_it_comes(self) -> bool:
+        """Whether the entry leaves the lab's files as they come: the baseline, the start of an
+        exercise without start edits, the reference solution of one whose solution undoes its start."""
+        if self.category == "baseline":
+            return True
+        if self.exercise is None or self.edits:
+            return False
+        exercise = exercises.find(self.exercise)
+        return (self.exercise_edits == ("start",) and not exercise.has_edits("start")
+                or self.exercise_edits == ("start", "solution") and not exercise.has_edits("solution"))
 
     def edits_for(self, debian: int) -> list[Edit]:
         """The entry's own edits that apply to the generation of Debian ``debian`` (13 or 12)."""

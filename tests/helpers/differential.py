@@ -9,6 +9,11 @@ made), or, on the simulated lab only, ``declined``: the simulation says it does 
 setting the entry sets (``mailtls.sim.config.NotModelled``). A declined run is no match, and no
 mismatch either when the real lab started: it is a documented refusal to simulate, counted apart.
 A lab that did not start is not probed further.
+
+What a lab's servers log with the files as they come (the ``baseline`` entry, ``as-it-comes``,
+run first) is left out of every entry's ``log`` observations, on each side: those lines say
+nothing about the entry (the native lab's smtpd, for one, logs that it has no ``aliases.db``
+whatever the configuration); the report shows them.
 """
 
 from __future__ import annotations
@@ -136,6 +141,47 @@ def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
 def lab_kind(lab) -> str:
     """``native``, or ``containers-debianNN``: as the ``lab`` fixture names its parameters."""
     return "native" if lab.backend_name == "native" else f"{lab.backend_name}-debian{lab.debian}"
+
+
+# -- The lab as it comes ---------------------------------------------------------------------------
+
+BASELINE = "as-it-comes"
+
+
+def baseline_lines(run: Run) -> dict[str, set[str]]:
+    """The lines of each ``log HOST`` observation of the lab as it comes (``as-it-comes``)."""
+    return {name: set(value.splitlines()) for name, value in run.observations.items()
+            if name.startswith("log ") and value != "nothing"}
+
+
+def baseline_of(runs: list[Run]) -> dict[str, set[str]]:
+    """The baseline among recorded runs: the ``as-it-comes`` run's log lines, or, in a recording
+    without it, those of every run that left the lab as it comes (``Entry.as_it_comes``)."""
+    own = [run for run in runs if run.entry.id == BASELINE]
+    found: dict[str, set[str]] = {}
+    for run in own or [run for run in runs if run.entry.as_it_comes]:
+        for name, lines in baseline_lines(run).items():
+            found.setdefault(name, set()).update(lines)
+    return found
+
+
+def from_json(recorded: dict, entries: dict[str, Entry]) -> Run | None:
+    """A run from :meth:`Run.to_json`, for the entry of that id now (None if there is none)."""
+    entry = entries.get(recorded["id"])
+    if entry is None:
+        return None
+    return Run(entry, recorded["lab"], recorded["observations"], recorded.get("details", {}),
+               recorded.get("seconds", 0.0))
+
+
+def without_baseline(run: Run, baseline: dict[str, set[str]]) -> Run:
+    """``run`` with the baseline's lines taken out of its ``log HOST`` observations."""
+    observations = dict(run.observations)
+    for name, lines in baseline.items():
+        if name in observations:
+            kept = [line for line in observations[name].splitlines() if line not in lines]
+            observations[name] = "\n".join(kept) or "nothing"
+    return Run(run.entry, run.lab, observations, run.details, run.seconds)
 
 
 # -- Comparing ---------------------------------------------------------------------------------------
