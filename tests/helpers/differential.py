@@ -148,9 +148,15 @@ def lab_kind(lab) -> str:
 BASELINE = "as-it-comes"
 
 
+def message(line: str) -> str:
+    """A ``log HOST`` observation's line without its program (``postfix/submission/smtpd: ``)."""
+    return line.partition(": ")[2]
+
+
 def baseline_lines(run: Run) -> dict[str, set[str]]:
-    """The lines of each ``log HOST`` observation of the lab as it comes (``as-it-comes``)."""
-    return {name: set(value.splitlines()) for name, value in run.observations.items()
+    """The messages of each ``log HOST`` observation of the lab as it comes (``as-it-comes``),
+    without their programs: the same message from another service of the host is no news."""
+    return {name: {message(line) for line in value.splitlines()} for name, value in run.observations.items()
             if name.startswith("log ") and value != "nothing"}
 
 
@@ -179,7 +185,7 @@ def without_baseline(run: Run, baseline: dict[str, set[str]]) -> Run:
     observations = dict(run.observations)
     for name, lines in baseline.items():
         if name in observations:
-            kept = [line for line in observations[name].splitlines() if line not in lines]
+            kept = [line for line in observations[name].splitlines() if message(line) not in lines]
             observations[name] = "\n".join(kept) or "nothing"
     return Run(run.entry, run.lab, observations, run.details, run.seconds)
 
