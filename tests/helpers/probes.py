@@ -1,0 +1,376 @@
+"""What a lab does, observed as a client and its administrator see it: the same code for the real
+lab and the simulated one.
+
+Every probe takes a :class:`mailtls.lab.Lab` (as the checker does) and returns observations: a
+dict from a name (``smtp 587/starttls``) to a normalised text, so that two labs are compared
+observation by observation. What legitimately differs from one run to the next is normalised
+away (:func:`normalise`): queue ids, process ids, session ids, timings, file paths; cipher names
+are not observed at all (only the TLS version), since the two TLS engines may choose differently.
+A probe never raises for what a server does: a refused connection, a closed one, a failed
+handshake are observations (``failed: SSLError TLSV1_ALERT_PROTOCOL_VERSION``). An exception of
+a kind no client meets against a real server (``AttributeError``...) is observed as
+``crash: ...``, which :func:`crashes` lists.
+
+Groups (an entry of the corpus names those it needs, see :mod:`helpers.corpus`):
+
+- ``smtp``: mail.lab.test on 25 and 587 (greeting, EHLO before and after STARTTLS, STARTTLS's
+  reply, MAIL and AUTH before TLS, alice's login after it), on 465 (implicit TLS, EHLO, login),
+  and STARTTLS on 587 reached by address (the certificates carry the addresses);
+- ``imap``: 143 (greeting, capabilities, LOGIN before STARTTLS, STARTTLS, login after) and 993;
+- ``tls``: the handshake on 25, 587, 465, 143 and 993 with a client whose highest version is
+  TLS 1.0, 1.1, 1.2 or 1.3 (lowest TLS 1.0, OpenSSL's security level 0, as an old client);
+  ``tls-smtp`` on Postfix's ports only, ``tls-imap`` on Dovecot's;
+- ``relay``: a message through relay.lab.test to each destination of the relay-policy exercise,
+  and what the relay's log says of it (status, enhanced status code, reason, trust, version);
+- ``log``: the warnings and TLS failures that mail.lab.test's and the relay's Postfix logged
+  while the other probes ran;
+- ``checker``: the checker's verdict on each criterion of the entry's exercise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterator
+
+from mailtls import checker, exercises, maillog
+from mailtls.lab import Lab
+
+TIMEOUT = 10
+MAIL = "mail.lab.test"
+RELAY_RECIPIENTS = ("alice@lab.test", "student@legacy.lab.test", "student@selfsigned.lab.test")
+LOGGING_HOSTS = ("mail.lab.test", "relay.lab.test")
+# What a client meets against a real server: anything else is a crash of the simulation.
+CLIENT_ERRORS = (ssl.SSLError, OSError, smtplib.SMTPException, imaplib.IMAP4.error, EOFError, ValueError)
+# The handshake's highest versions a client is tried with (its lowest is TLS 1.0).
+VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+            "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+TLS_PORTS = {25: "smtp", 587: "smtp", 465: "implicit", 143: "imap", 993: "implicit"}
+SMTP_TLS_PORTS, IMAP_TLS_PORTS = (25, 587, 465), (143, 993)
+
+Observations = dict[str, str]
+
+_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+([\w.@+-]+)")
+
+
+def normalise(text: str) -> str:
+    """``text`` without what differs from run to run or from lab to lab.
+
+    Queue ids (``queued as 4dLx...``), process ids (``[1234]``), Dovecot's session ids, SMTP
+    timings (``(0.01 + 0.02 secs)``) and absolute paths, of which only the file's name is kept
+    (each lab keeps its files elsewhere: ``/run/mailtls/``, a namespace's folder, a temporary one).
+    """
+    text = re.sub(r"queued as \w+", "queued as <ID>", text)
+    text = re.sub(r"\b[0-9A-F]{8,12}: ", "<ID>: ", text)
+    text = re.sub(r"\[\d+\]", "[<PID>]", text)
+    text = re.sub(r"session=<[^>]*>", "session=<SESSION>", text)
+    text = re.sub(r"\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)", "(<timing>)", text)
+    text = _PATH.sub(r"\1", text)
+    return text.strip()
+
+
+def outcome(error: BaseException) -> str:
+    """An exception as an observation: ``failed: CLASS REASON`` for what a client meets against a
+    real server, ``crash: CLASS: MESSAGE`` for anything else."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"failed: {type(error).__name__} {error.verify_code} {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        return f"failed: {type(error).__name__} {error.reason or error.args[0]}"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"failed: {type(error).__name__} {error.smtp_code} {normalise(error.smtp_error.decode())}"
+    if isinstance(error, CLIENT_ERRORS):
+        said = re.sub(r"^b'(.*)'$", r"\1", str(error))
+        return f"failed: {type(error).__name__} {normalise(said)}".rstrip()
+    return f"crash: {type(error).__name__}: {error}"
+
+
+def crashes(observations: Observations) -> dict[str, str]:
+    """The observations that record a crash (see :func:`outcome`)."""
+    return {name: value for name, value in observations.items() if value.startswith("crash:")}
+
+
+@contextlib.contextmanager
+def observing(observed: Observations, name: str) -> Iterator[None]:
+    """Record under ``name`` the exception that ends the block, as :func:`outcome` says it."""
+    try:
+        yield
+    except Exception as error:  # every failure is an observation
+        observed[name] = outcome(error)
+
+
+def reply(code: int, text: bytes | str) -> str:
+    said = text.decode("latin-1") if isinstance(text, bytes) else text
+    return normalise(f"{code} {said}".replace("\n", " | "))
+
+
+# -- SMTP -----------------------------------------------------------------------------------------
+
+
+def smtp(lab: Lab) -> Observations:
+    """mail.lab.test's SMTP services as a client sees them (see the module's docstring)."""
+    found: Observations = {}
+    for port in (25, 587):
+        with observing(found, f"smtp {port}"):
+            found.update(smtp_starttls(lab, port))
+    with observing(found, "smtp 465"):
+        with smtplib.SMTP_SSL(MAIL, 465, context=lab.ssl_context(), timeout=TIMEOUT) as server:
+            found["smtp 465/tls"] = f"handshake ok {server.sock.version()}"
+            found["smtp 465/ehlo"] = reply(*server.ehlo("probe.lab.test"))
+            with observing(found, "smtp 465/login"):
+                found["smtp 465/login"] = reply(*server.login(*checker.alice(lab)))
+    with observing(found, "smtp 587 by address"):
+        with smtplib.SMTP(lab.address(MAIL), 587, timeout=TIMEOUT) as server:
+            server.starttls(context=lab.ssl_context())
+            found["smtp 587 by address"] = f"handshake ok {server.sock.version()}"
+    return found
+
+
+def smtp_starttls(lab: Lab, port: int) -> Observations:
+    """One port with STARTTLS: before TLS, the STARTTLS reply and handshake, and after TLS."""
+    found: Observations = {}
+    name = f"smtp {port}"
+    server = smtplib.SMTP(timeout=TIMEOUT)
+    try:
+        found[f"{name}/greeting"] = reply(*server.connect(MAIL, port))
+        found[f"{name}/ehlo"] = reply(*server.ehlo("probe.lab.test"))
+        found[f"{name}/mail before tls"] = reply(*server.docmd("MAIL", "FROM:<probe@lab.test>"))
+        server.docmd("RSET")
+        found[f"{name}/auth before tls"] = reply(*server.docmd("AUTH", "PLAIN"))
+        if found[f"{name}/auth before tls"].startswith("334"):
+            found[f"{name}/auth before tls"] += " / " + reply(*server.docmd("*"))
+        code, text = server.docmd("STARTTLS")
+        found[f"{name}/starttls"] = reply(code, text)
+        if code != 220:
+            return found
+        with observing(found, f"{name}/tls"):
+            server.sock = lab.ssl_context().wrap_socket(server.sock, server_hostname=MAIL)
+            server.file = None
+            found[f"{name}/tls"] = f"handshake ok {server.sock.version()}"
+            found[f"{name}/ehlo after tls"] = reply(*server.ehlo("probe.lab.test"))
+            with observing(found, f"{name}/login after tls"):
+                found[f"{name}/login after tls"] = reply(*server.login(*checker.alice(lab)))
+    finally:
+        with contextlib.suppress(Exception):
+            server.close()
+    return found
+
+
+# -- IMAP -----------------------------------------------------------------------------------------
+
+
+def imap(lab: Lab) -> Observations:
+    """mail.lab.test's IMAP on 143 (STARTTLS) and 993 (implicit TLS)."""
+    found: Observations = {}
+    login, password = checker.alice(lab)
+    with observing(found, "imap 143"):
+        with imaplib.IMAP4(MAIL, 143, timeout=TIMEOUT) as client:
+            found["imap 143/greeting"] = normalise(client.welcome.decode("latin-1"))
+            found["imap 143/capabilities"] = " ".join(client.capabilities)
+            with observing(found, "imap 143/login before tls"):
+                status, said = client.login(login, "not-the-password")
+                found["imap 143/login before tls"] = f"{status} {said}"
+            with observing(found, "imap 143/starttls"):
+                client.starttls(ssl_context=lab.ssl_context())
+                found["imap 143/starttls"] = f"handshake ok {client.sock.version()}"
+                found["imap 143/capabilities after tls"] = " ".join(client.capabilities)
+                with observing(found, "imap 143/login after tls"):
+                    found["imap 143/login after tls"] = client.login(login, password)[0]
+    with observing(found, "imap 993"):
+        with imaplib.IMAP4_SSL(MAIL, 993, ssl_context=lab.ssl_context(), timeout=TIMEOUT) as client:
+            found["imap 993/tls"] = f"handshake ok {client.sock.version()}"
+            found["imap 993/greeting"] = normalise(client.welcome.decode("latin-1"))
+            with observing(found, "imap 993/login"):
+                found["imap 993/login"] = client.login(login, password)[0]
+    return found
+
+
+# -- TLS versions -----------------------------------------------------------------------------------
+
+
+def old_client(highest: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that offers TLS 1.0 up to ``highest``, with SHA-1 allowed, checking nothing."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with warnings.catch_warnings():  # ssl warns that TLS 1.0 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = highest
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def handshake(port: int, context: ssl.SSLContext) -> str:
+    """The TLS version agreed on mail.lab.test's ``port``, or why there was none."""
+    kind = TLS_PORTS[port]
+    try:
+        sock = socket.create_connection((MAIL, port), timeout=TIMEOUT)
+    except OSError as error:
+        return outcome(error)
+    try:
+        if kind != "implicit":
+            reader = sock.makefile("rb")
+            greeting = reader.readline()
+            if kind == "smtp":
+                sock.sendall(b"EHLO probe.lab.test\r\n")
+                while reader.readline()[3:4] == b"-":
+                    pass
+                sock.sendall(b"STARTTLS\r\n")
+                answer = reader.readline()
+                if not answer.startswith(b"220"):
+                    return f"no STARTTLS: {normalise(answer.decode('latin-1'))}"
+            else:
+                sock.sendall(b"a STARTTLS\r\n")
+                answer = reader.readline()
+                if not answer.startswith(b"a OK"):
+                    return f"no STARTTLS: {normalise((answer or greeting).decode('latin-1'))}"
+        with context.wrap_socket(sock, server_hostname=MAIL) as tls:
+            return f"handshake ok {tls.version()}"
+    except Exception as error:  # every failure is an observation
+        return outcome(error)
+    finally:
+        sock.close()
+
+
+def tls_versions(lab: Lab, ports: tuple[int, ...]) -> Observations:
+    """The handshake on each of ``ports`` with each client's highest version (see the module's docstring)."""
+    found: Observations = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for port in ports:
+            for version, highest in VERSIONS.items():
+                found[f"tls {port} up to {version}"] = handshake(port, old_client(highest))
+    return found
+
+
+# -- The relay --------------------------------------------------------------------------------------
+
+
+def relay(lab: Lab) -> Observations:
+    """Mail through relay.lab.test to each destination, as its log records the delivery."""
+    found: Observations = {}
+    for recipient in RELAY_RECIPIENTS:
+        name = f"relay to {recipient}"
+        try:
+            line, tls_line = checker.through_relay(lab, recipient)
+        except checker.Failed as failure:
+            found[name] = f"failed: {normalise(str(failure))}"
+            continue
+        except Exception as error:  # every failure is an observation
+            found[name] = outcome(error)
+            continue
+        delivery = maillog.delivery(line)
+        found[f"{name}/status"] = f"{delivery.status} {delivery.dsn}"
+        found[f"{name}/reason"] = normalise(delivery.reason)
+        if tls_line:
+            connection = maillog.tls_connection(tls_line)
+            found[f"{name}/tls"] = f"{connection.trust} {connection.summary.split(' ')[0]}"
+        else:
+            found[f"{name}/tls"] = "none"
+    return found
+
+
+# -- Logs ---------------------------------------------------------------------------------------------
+
+
+def log_text(lab: Lab, host: str) -> str:
+    """The host's Postfix log as it is now; "" when it does not exist yet."""
+    try:
+        return lab.log(host)
+    except (FileNotFoundError, KeyError):
+        return ""
+
+
+def log_sizes(lab: Lab) -> dict[str, int]:
+    """Where each logging host's log ends now: what :func:`log_news` reads from."""
+    return {host: len(log_text(lab, host)) for host in LOGGING_HOSTS}
+
+
+def settled(lab: Lab, wait: float = 0.3, limit: float = 5.0) -> None:
+    """Wait until the logs stop growing for ``wait`` s (Postfix's logging runs behind its servers)."""
+    deadline = time.monotonic() + limit
+    sizes = log_sizes(lab)
+    while time.monotonic() < deadline:
+        time.sleep(wait)
+        now = log_sizes(lab)
+        if now == sizes:
+            return
+        sizes = now
+
+
+def log_news(lab: Lab, since: dict[str, int]) -> Observations:
+    """The warnings, errors and certificate failures each host logged after ``since``, normalised,
+    one observation per host, in order of first appearance."""
+    settled(lab)
+    found: Observations = {}
+    for host in LOGGING_HOSTS:
+        lines = log_text(lab, host)[since.get(host, 0):].splitlines()
+        kept: list[str] = []
+        for line in lines:
+            parsed = maillog.LogLine.parse(line)
+            text = parsed.text if parsed else line
+            if (re.search(r"\b(warning|error|fatal|panic):", text)
+                    or maillog.VerificationFailed.parse(text)
+                    or "SSL_accept error" in text or "TLS library problem" in text):
+                program = parsed.program if parsed else ""
+                said = normalise(f"{program}: {text}")
+                if said not in kept:
+                    kept.append(said)
+        found[f"log {host}"] = "\n".join(kept) or "nothing"
+    return found
+
+
+# -- The checker ----------------------------------------------------------------------------------
+
+
+def verdicts(lab: Lab, exercise_name: str) -> tuple[Observations, dict[str, str]]:
+    """The checker's verdict per criterion of the exercise (observations), and its details (not
+    compared: they name versions and ids)."""
+    found: Observations = {}
+    details: dict[str, str] = {}
+    try:
+        results = checker.check(exercises.find(exercise_name), lab)
+    except Exception as error:  # every failure is an observation
+        return {"checker": outcome(error)}, {}
+    for result in results:
+        found[f"checker/{result.criterion}"] = "passed" if result.passed else "failed"
+        details[f"checker/{result.criterion}"] = result.detail
+    return found, details
+
+
+GROUPS: dict[str, Callable[[Lab], Observations]] = {
+    "smtp": smtp, "imap": imap, "relay": relay,
+    "tls": lambda lab: tls_versions(lab, SMTP_TLS_PORTS + IMAP_TLS_PORTS),
+    "tls-smtp": lambda lab: tls_versions(lab, SMTP_TLS_PORTS),
+    "tls-imap": lambda lab: tls_versions(lab, IMAP_TLS_PORTS),
+}
+
+
+def observe(lab: Lab, groups: tuple[str, ...] | list[str], exercise: str | None = None
+            ) -> tuple[Observations, dict[str, str]]:
+    """Run the probes of ``groups`` (and the checker on ``exercise``) on a running lab.
+
+    Returns the observations and the details that are shown but not compared (the checker's
+    reasons). ``log`` is observed around all the others. Raises ValueError for an unknown group.
+    """
+    unknown = set(groups) - set(GROUPS) - {"log", "checker"}
+    if unknown:
+        raise ValueError(f"unknown probes: {sorted(unknown)}")
+    since = log_sizes(lab)
+    found: Observations = {}
+    details: dict[str, str] = {}
+    for group in groups:
+        if group in GROUPS:
+            found.update(GROUPS[group](lab))
+    if "checker" in groups and exercise is not None:
+        verdict, details = verdicts(lab, exercise)
+        found.update(verdict)
+    if "log" in groups:
+        found.update(log_news(lab, since))
+    return found, details
