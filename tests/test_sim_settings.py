@@ -243,18 +243,18 @@ def test_a_delivery_service_s_pace_is_accepted_but_not_its_rate_delay(tmp_path: 
 
 @pytest.mark.parametrize("generation", GENERATIONS, **IDS)
 def test_an_unmodelled_dovecot_setting_stops_the_host(generation: Generation, tmp_path: Path) -> None:
-    labs = edited(tmp_path, dovecot_conf(generation), "ssl_cipher_list = HIGH:!aNULL\n")
+    labs = edited(tmp_path, dovecot_conf(generation), "ssl_curve_list = P-256\n")
     line = len((labs / "hosts" / dovecot_conf(generation)).read_text().splitlines())
     with pytest.raises(NotModelled) as refused:
         start(labs, tmp_path, generation)
-    where = f"labs/hosts/{dovecot_conf(generation)} line {line}: ssl_cipher_list = HIGH:!aNULL"
-    assert str(refused.value) == message("ssl_cipher_list", where, generation)
+    where = f"labs/hosts/{dovecot_conf(generation)} line {line}: ssl_curve_list = P-256"
+    assert str(refused.value) == message("ssl_curve_list", where, generation)
 
 
 @pytest.mark.parametrize("generation", GENERATIONS, **IDS)
 def test_an_unmodelled_dovecot_setting_at_its_default_starts(generation: Generation, tmp_path: Path) -> None:
-    default = built_in_defaults("dovecot", generation.dovecot)["ssl_cipher_list"]
-    labs = edited(tmp_path, dovecot_conf(generation), f"ssl_cipher_list = {default}\n")
+    default = built_in_defaults("dovecot", generation.dovecot)["ssl_curve_list"]
+    labs = edited(tmp_path, dovecot_conf(generation), f"ssl_curve_list = {default}\n")
     start(labs, tmp_path, generation)
 
 

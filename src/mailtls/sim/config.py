@@ -801,5 +801,6 @@ class DovecotChecker:
             elif entry is not None:
                 if not entry.allows(value, host):
                     raise not_modelled(path, where, generation)
-            elif sections or normalise(value) != normalise(defaults.get(name) or "\0"):
+            elif sections or defaults.get(name) is None \
+                    or normalise(value) != normalise(defaults[name] or ""):
                 raise not_modelled(path, where, generation)

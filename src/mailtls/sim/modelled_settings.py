@@ -206,15 +206,8 @@ POSTFIX = [
 ]
 
 DOVECOT = [
-    *_modelled("dovecot", "dovecot_tls", "ssl", "ssl_min_protocol"),
-    *(_fixed("dovecot", "dovecot_tls", name, values,
-             "The host's key and certificate, which the lab makes: the simulation uses them from there.",
-             "La clave y el certificado del host, que hace el laboratorio: la simulación los usa "
-             "desde ahí.")
-      for name, values in (("ssl_cert", ("</run/mailtls/{host}.pem",)),
-                           ("ssl_key", ("</run/mailtls/{host}.key",)),
-                           ("ssl_server_cert_file", ("/run/mailtls/{host}.pem",)),
-                           ("ssl_server_key_file", ("/run/mailtls/{host}.key",)))),
+    *_modelled("dovecot", "dovecot_tls", "ssl", "ssl_min_protocol", "ssl_cipher_list", "ssl_cert", "ssl_key",
+               "ssl_server_cert_file", "ssl_server_key_file"),
     *_modelled("dovecot", "dovecot_auth", "auth_allow_cleartext", "disable_plaintext_auth",
                "auth_mechanisms"),
     *(_fixed("dovecot", "dovecot_auth", name, values,
