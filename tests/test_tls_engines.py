@@ -206,7 +206,8 @@ class Handler:
 def outcome(error: BaseException) -> tuple:
     """(class, errno, reason, message without its "(_ssl.c:NNN)"[, verify_code, verify_message])."""
     text = str(error).rsplit(" (_ssl.c:", 1)[0]
-    found = (type(error).__name__, getattr(error, "errno", None), getattr(error, "reason", None), text)
+    reason = error.reason if isinstance(error, ssl.SSLError) else None  # CPython's always have one
+    found = (type(error).__name__, getattr(error, "errno", None), reason, text)
     if isinstance(error, ssl.SSLCertVerificationError):
         found += (error.verify_code, error.verify_message)
     return found

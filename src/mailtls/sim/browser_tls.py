@@ -209,8 +209,10 @@ def closed_by_peer(context: Any) -> ssl.SSLError:
     UNEXPECTED_EOF_WHILE_READING (CPython 3.11.4 and later, Pyodide). Measured on 127.0.0.1 with a
     server that reads the ClientHello and hangs up, with Python 3.11.2 and 3.11.7."""
     if getattr(context, "options", 0) & getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0):
-        return ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
-                                      f"TLS/SSL connection has been closed (EOF) {SOURCE}")
+        closed = ssl.SSLZeroReturnError(ssl.SSL_ERROR_ZERO_RETURN,
+                                        f"TLS/SSL connection has been closed (EOF) {SOURCE}")
+        closed.reason = closed.library = None  # type: ignore[misc]  # as CPython's has them
+        return closed
     error = _error(ssl.SSLEOFError, "UNEXPECTED_EOF_WHILE_READING", "EOF occurred in violation of protocol")
     error.errno = ssl.SSL_ERROR_EOF
     return error
