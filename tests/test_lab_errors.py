@@ -28,6 +28,15 @@ def test_a_broken_postfix_file_is_refused_and_the_host_keeps_running(lab) -> Non
         main_cf.write_text(original)
 
 
+def assert_imap_answers(lab) -> None:
+    """mail.lab.test's IMAP still answers on 143 and offers STARTTLS (the lab kept running)."""
+    import imaplib
+
+    client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
+    assert "STARTTLS" in client.capabilities
+    client.shutdown()
+
+
 def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
     conf = lab.config_file("mail", "dovecot.conf")
     original = conf.read_text()
@@ -35,11 +44,7 @@ def test_a_broken_dovecot_file_is_refused_and_imap_keeps_running(lab) -> None:
     try:
         with pytest.raises(LabError, match="refuses the configuration of mail.lab.test"):
             lab.backend.reload()
-        import imaplib
-
-        client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
-        assert "STARTTLS" in client.capabilities
-        client.shutdown()
+        assert_imap_answers(lab)
     finally:
         conf.write_text(original)
         lab.backend.reload()
@@ -62,11 +67,7 @@ def test_a_missing_certificate_file_is_refused_and_imap_keeps_running(lab) -> No
         said = str(refused.value)
         assert "refuses the configuration of mail.lab.test" in said and "missing.pem" in said, said
         assert "Traceback" not in said
-        import imaplib
-
-        client = imaplib.IMAP4(lab.address("mail.lab.test"), 143, timeout=10)
-        assert "STARTTLS" in client.capabilities
-        client.shutdown()
+        assert_imap_answers(lab)
     finally:
         conf.write_text(original)
         lab.backend.reload()
