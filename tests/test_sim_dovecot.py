@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from mailtls import maillog
+from mailtls import generations, maillog
 from mailtls.generations import BOOKWORM, GENERATIONS, TRIXIE, Generation
 from mailtls.hosts import MAIL, SHIPPED_LABS
+from mailtls.sim.config import DovecotConfig
 
 MAIL_ADDRESS = "198.18.0.10"
 TIMEOUT = 10
@@ -299,3 +300,41 @@ def test_another_cipher_list_is_refused_as_not_modelled(generation: Generation, 
     with pytest.raises(NotModelled, match="^the simulated lab does not model ssl_cipher_list = HIGH; the"):
         with simulated(generation, tmp_path, min_protocol("TLSv1.2", "HIGH")):
             pass
+
+
+# Measured with the real lab's `lab reload` (the lab's files, one line changed): Dovecot 2.3.19.1
+# (native, Debian 12) and 2.4.1 (containers, Debian 13).
+@pytest.mark.parametrize("debian", [13, 12])
+def test_an_invalid_ssl_value_is_refused_in_doveconf_s_words(debian: int, tmp_path) -> None:
+    from mailtls.sim.config import DovecotRefused
+
+    conf = tmp_path / "dovecot.conf"
+    original = (SHIPPED_LABS / "hosts" / "mail" / f"debian{debian}" / "dovecot.conf").read_text()
+    conf.write_text(original.replace("\nssl = yes\n", "\nssl = maybe\n"))
+    line = conf.read_text().splitlines().index("ssl = maybe") + 1
+    with pytest.raises(DovecotRefused) as refused:
+        DovecotConfig.read(conf, generations.get(debian))
+    what = "ssl: Invalid value: maybe" if debian == 13 else "Invalid value: maybe"
+    assert str(refused.value) == f"doveconf: Fatal: Error in configuration file {conf} line {line}: {what}"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_cleartext_with_ssl_required_is_refused_by_dovecot_2_4_only(generation: Generation, tmp_path) -> None:
+    from mailtls.sim.config import DovecotRefused
+
+    cleartext = {"2.4": ("auth_allow_cleartext = no", "auth_allow_cleartext = yes"),
+                 "2.3": ("disable_plaintext_auth = yes", "disable_plaintext_auth = no")}[generation.dovecot]
+
+    def edit(text: str) -> str:
+        return text.replace("\nssl = yes\n", "\nssl = required\n").replace(*cleartext)
+
+    if generation.dovecot == "2.3":  # Dovecot 2.3 starts, and refuses passwords before TLS
+        with simulated(generation, tmp_path, edit) as lab:
+            assert lab.dovecot[MAIL.name].ssl == "required"  # type: ignore[attr-defined]
+        return
+    with pytest.raises(DovecotRefused) as refused, simulated(generation, tmp_path, edit):
+        pass
+    why = "auth_allow_cleartext=yes has no effect with ssl=required"
+    said = str(refused.value)
+    assert said.startswith(f"doveconf: Error: {why}\ndoveconf: Fatal: Error in configuration file ")
+    assert said.endswith(f"dovecot.conf: {why}")

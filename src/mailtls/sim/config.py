@@ -527,6 +527,10 @@ MIN_PROTOCOLS = {"any": "TLSv1", "sslv3": "TLSv1", "tlsv1": "TLSv1", "tlsv1.1": 
 CERT_SETTINGS = {"2.3": ("ssl_cert", "ssl_key"), "2.4": ("ssl_server_cert_file", "ssl_server_key_file")}
 
 
+# The values of Dovecot's ``ssl`` (doveconf -d and the settings' documentation of 2.3 and 2.4).
+SSL_VALUES = ("no", "yes", "required")
+
+
 @dataclass
 class DovecotConfig:
     """The Dovecot settings the course teaches, and the ports of the imap-login listeners.
@@ -621,6 +625,9 @@ class DovecotConfig:
                     listener_ssl = value == "yes"
             elif not sections:
                 if name == "ssl":
+                    if value not in SSL_VALUES:  # measured: "ssl = maybe" on 2.3.19.1 and 2.4.1
+                        check.refuse(number, ("ssl: " if generation.dovecot == "2.4" else "")
+                                     + f"Invalid value: {value}")
                     config.ssl = value
                 elif name == "disable_plaintext_auth":
                     config.cleartext_allowed = value != "yes"
@@ -640,6 +647,11 @@ class DovecotConfig:
                     config.ssl_cipher_list = value
                 elif name == "protocols":
                     config.protocols = tuple(value.split())
+        if generation.dovecot == "2.4" and config.ssl == "required" and config.cleartext_allowed:
+            # Dovecot 2.4.1 refuses the pair once the file is read (no line number), in two lines.
+            why = "auth_allow_cleartext=yes has no effect with ssl=required"
+            raise DovecotRefused(f"doveconf: Error: {why}\ndoveconf: Fatal: Error in configuration file "
+                                 f"{path}: {why}")
         check.finish()
         return config
 
