@@ -207,16 +207,19 @@ def other_key(generation: Generation) -> Callable[[str], str]:
 @pytest.mark.parametrize("cause", ["min", "key"])
 def test_tls_that_cannot_be_set_up_fails_at_each_connection(generation: Generation, cause: str,
                                                              tmp_path: Path) -> None:
-    """Measured: Dovecot starts; STARTTLS is answered ``OK Begin TLS negotiation now.`` and ``* BYE
-    [UNAVAILABLE] TLS initialization failed.``, then the connection closes; 993 resets the
-    connection. Each logs imap-login's Error line (and 143 its ``TLS initialization failed.``)."""
+    """Measured: Dovecot starts; STARTTLS is answered ``OK Begin TLS negotiation now.``; then, once
+    imap-login has failed to set up TLS (here: when the client's ClientHello arrives), ``* BYE
+    [UNAVAILABLE] TLS initialization failed.`` in clear text and the connection closes, so a
+    client's handshake reads the BYE (WRONG_VERSION_NUMBER); 993 resets the connection. Each logs
+    imap-login's Error line (and 143 its ``TLS initialization failed.``)."""
     edit = min_protocol("TLSv1.4") if cause == "min" else other_key(generation)
     with simulated(generation, tmp_path, edit) as lab:
         sock = socket.create_connection((MAIL_ADDRESS, 143), TIMEOUT)
         sock.recv(4096)
         sock.sendall(b"a STARTTLS\r\n")
-        assert sock.recv(4096) == (b"a OK Begin TLS negotiation now.\r\n"
-                                   b"* BYE [UNAVAILABLE] TLS initialization failed.\r\n")
+        assert sock.recv(4096) == b"a OK Begin TLS negotiation now.\r\n"
+        sock.sendall(b"\x16\x03\x01\x00\x05hello")  # the start of a ClientHello
+        assert sock.recv(4096) == b"* BYE [UNAVAILABLE] TLS initialization failed.\r\n"
         assert sock.recv(4096) == b""
         sock.close()
         with pytest.raises(ConnectionResetError):
@@ -230,6 +233,9 @@ def test_tls_that_cannot_be_set_up_fails_at_each_connection(generation: Generati
              "Login aborted: TLS initialization failed. (no auth attempts in 0 secs) (no_auth_attempts)"),
             ("Error", INIT_ERRORS[(cause, generation.dovecot)]),
         ]
+        imap = imaplib.IMAP4(MAIL_ADDRESS, 143, timeout=TIMEOUT)
+        with pytest.raises(ssl.SSLError, match="WRONG_VERSION_NUMBER"):  # as on the real lab
+            imap.starttls(ssl_context=client())
 
 
 # -- Settings Dovecot refuses to start with -----------------------------------------------------------

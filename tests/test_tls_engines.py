@@ -398,6 +398,38 @@ def test_sessions_resume(files: Path, engine: str, version: str) -> None:
     assert seen == [(version, False), (version, True), (version, True)]
 
 
+@pytest.mark.parametrize("stub", [False, True], ids=["cpython-context", "pyodide-context"])
+def test_the_browser_engine_agrees_on_postfix_s_anonymous_suite(files: Path, stub: bool) -> None:
+    """Postfix's smtpd without a certificate and Postfix's client (both with aNULL in their lists)
+    agree on ADH-AES256-GCM-SHA384 in TLS 1.2 (measured with Postfix 3.7.11 and 3.10.13): so does
+    tlslite. A client without aNULL (CPython's DEFAULT) still gets the handshake-failure alert.
+    CPython's ``ssl`` engine has no Diffie-Hellman parameters and agrees on AECDH-AES256-SHA
+    instead; the simulated relay logs Postfix's words either way."""
+    context = tls.server_context(None, None, minimum="TLSv1")
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    network.listen(SERVER_ADDRESS, PORT, lambda connection, address: Echo(connection, context, "tls"))
+    previous = tls.use("tlslite")
+    try:
+        seen = []
+        for ciphers in ("ALL:@SECLEVEL=0", None):
+            client = Client(verify=False, check_hostname=False, ciphers=ciphers).context(files, stub)
+            sock = network.open_connection(SERVER_ADDRESS, PORT, timeout=10)
+            try:
+                wrapped = client.wrap_socket(sock, server_hostname=NAME)
+            except ssl.SSLError as error:
+                seen.append(error.reason)
+                continue
+            wrapped.sendall(b"NOOP\r\n")
+            assert wrapped.makefile("rb").readline() == b"ok\r\n"
+            seen.append((wrapped.version(), wrapped.cipher(), wrapped.getpeercert(binary_form=True)))
+            wrapped.close()
+    finally:
+        tls.use(previous)
+        network.clear()
+    assert seen == [("TLSv1.2", ("ADH-AES256-GCM-SHA384", "TLSv1.2", 256), None),
+                    "SSLV3_ALERT_HANDSHAKE_FAILURE"]
+
+
 # -- The constants, measured again against real OpenSSL on 127.0.0.1 ----------------------------------
 
 

@@ -67,11 +67,13 @@ def postfix_refusal(config_dir: Path) -> str | None:
     Two kinds of line are no refusal: Debian's own note that it copied a file into Postfix's chroot
     (``updating /etc/hosts => /var/spool/postfix//etc/hosts``: Debian 13's
     /usr/lib/postfix/syncfiles.pl), and Postfix 3.10's warning that a parameter it still obeys
-    will be removed (``support for parameter "smtpd_use_tls" will be removed``).
+    will be removed (``support for parameter "smtpd_use_tls" will be removed``). ``postfix check``
+    runs ``postconf`` many times, and each says the same warning again; it is said once here.
     """
     checked = subprocess.run(["postfix", "-c", str(config_dir), "check"], capture_output=True, text=True)
-    said = "\n".join(line for line in (checked.stderr + checked.stdout).splitlines()
-                     if line.strip() and not CHROOT_SYNC.match(line) and not DEPRECATED.search(line))
+    said = "\n".join(dict.fromkeys(
+        line for line in (checked.stderr + checked.stdout).splitlines()
+        if line.strip() and not CHROOT_SYNC.match(line) and not DEPRECATED.search(line)))
     return said if checked.returncode != 0 or said else None
 
 

@@ -119,6 +119,11 @@ OTHER_SUITES = {
     CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384: "DHE-RSA-AES256-GCM-SHA384",
     CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256: "DHE-RSA-AES128-GCM-SHA256",
 }
+# The anonymous suite (no certificate: RFC 5246, appendix F.1.1.1) that Postfix's smtpd without a
+# certificate and Postfix's client agree on (measured with Postfix 3.7.11 and 3.10.13, TLS 1.2).
+# OpenSSL's ALL list has it; DEFAULT does not. Other anonymous suites are not modelled.
+ANONYMOUS_SUITE = CipherSuite.TLS_DH_ANON_WITH_AES_256_GCM_SHA384
+OTHER_SUITES[ANONYMOUS_SUITE] = "ADH-AES256-GCM-SHA384"
 OPENSSL_NAMES = {**{n: s[0] for n, s in SUITES.items()}, **OTHER_SUITES}
 
 # OpenSSL's reason for an alert received (ssl/ssl_err.c: SSL_AD_REASON_OFFSET + description)
@@ -270,6 +275,20 @@ def offered_suites(context: Any) -> set[int] | None:
     return {number for number, name in OPENSSL_NAMES.items() if name in names}
 
 
+def allows_anonymous(context: Any) -> bool:
+    """Whether a context's cipher list has :data:`ANONYMOUS_SUITE`: CPython says it
+    (``get_ciphers``); for Pyodide's stub the string is read (ALL, aNULL or ADH, not taken out)."""
+    try:
+        names = {c["name"] for c in context.get_ciphers()}
+    except (AttributeError, NotImplementedError, ssl.SSLError):
+        names = set()
+    if names:
+        return OPENSSL_NAMES[ANONYMOUS_SUITE] in names
+    words = re.split(r"[:, ]+", getattr(context, "mailtls_ciphers", "") or "")
+    return (any(w in ("ALL", "aNULL", "ADH") for w in words)
+            and not any(w in ("!aNULL", "!ADH", "-aNULL", "-ADH") for w in words))
+
+
 def no_cipher_for_versions(context: Any) -> bool:
     """Whether none of the suites a client context allows can be used at its versions: only TLS 1.2
     suites (AES-GCM, ChaCha20, SHA-256 and SHA-384 MACs) and nothing above TLS 1.1, for example.
@@ -355,19 +374,24 @@ class _ClientConnection(TLSConnection):
     client sends anything more; and only the suites the context allows in the ClientHello."""
 
     def __init__(self, sock: Any, check: Callable[[Any, tuple[int, int]], ssl.SSLError | None],
-                 suites: set[int] | None) -> None:
+                 suites: set[int] | None, anonymous: bool = False) -> None:
         super().__init__(sock)
         self.check = check
         self.suites = suites
+        self.anonymous = anonymous  # offer ANONYMOUS_SUITE too (a list with aNULL, as Postfix's client)
         self.failure: ssl.SSLError | None = None
 
     def _sendMsg(self, msg: Any, randomizeFirstBlock: bool = True, update_hashes: bool = True) -> Iterator:
         # Not a resumption's: its binders (RFC 8446, section 4.2.11.2) sign the list as it is.
-        if (isinstance(msg, ClientHello) and self.suites is not None
-                and msg.getExtension(ExtensionType.pre_shared_key) is None):
-            msg.cipher_suites = [s for s in msg.cipher_suites
-                                 if s in self.suites or s in CipherSuite.tls13Suites
-                                 or s == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV]
+        if isinstance(msg, ClientHello) and msg.getExtension(ExtensionType.pre_shared_key) is None:
+            if self.suites is not None:
+                msg.cipher_suites = [s for s in msg.cipher_suites
+                                     if s in self.suites or s in CipherSuite.tls13Suites
+                                     or s == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV]
+            if self.anonymous and ANONYMOUS_SUITE not in msg.cipher_suites:
+                scsv = CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+                at = msg.cipher_suites.index(scsv) if scsv in msg.cipher_suites else len(msg.cipher_suites)
+                msg.cipher_suites.insert(at, ANONYMOUS_SUITE)
         return super()._sendMsg(msg, randomizeFirstBlock, update_hashes)
 
     def _clientGetKeyFromChain(self, certificate: Any, settings: Any, tack_ext: Any = None) -> Iterator:
@@ -406,7 +430,8 @@ class ClientSocket(SocketLike):
             sock.sendall(bytes([21, 3, 1, 0, 2, 2, AlertDescription.internal_error]))
             raise _error(ssl.SSLError, "NO_CIPHERS_AVAILABLE")
         transport = _Transport(sock)
-        self.tls = _ClientConnection(transport, self._check, offered_suites(context))
+        self.tls = _ClientConnection(transport, self._check, offered_suites(context),
+                                     allows_anonymous(context))
         # OpenSSL sends any name that is not an address; tlslite refuses some (a trailing dot after
         # an address), which the simulated servers would not look at anyway.
         sni = (server_hostname if server_hostname and openssl_address(server_hostname) is None
@@ -423,10 +448,10 @@ class ClientSocket(SocketLike):
             raise _error(ssl.SSLError, "SSL_HANDSHAKE_FAILURE",
                          str(failure) or type(failure).__name__) from None
         transport.handshaken = True
-        if self.tls.session.serverCertChain is None:  # resumed: the certificate is the one shown before
+        if self.tls.session.serverCertChain is None and self.tls.resumed:  # the certificate shown before
             self.tls.session.serverCertChain = session.serverCertChain
-        shown = self.tls.session.serverCertChain
-        self.chain = [Certificate.from_der(bytes(c.bytes)) for c in shown.x509List]
+        shown = self.tls.session.serverCertChain  # None with an anonymous suite
+        self.chain = [Certificate.from_der(bytes(c.bytes)) for c in shown.x509List] if shown else []
 
     def _trusted(self) -> list[Certificate]:
         if hasattr(self.context, "_ca_data"):  # Pyodide's ssl keeps the CA file's text
@@ -478,6 +503,8 @@ class ClientSocket(SocketLike):
         return describe(self.tls)[1]
 
     def getpeercert(self, binary_form: bool = False) -> Any:
+        if not self.chain:  # an anonymous suite: no certificate, as CPython says
+            return None
         if binary_form:
             return self.chain[0].der
         return self.chain[0].as_dict() if self.context.verify_mode != ssl.CERT_NONE else {}
@@ -547,13 +574,14 @@ class Hello:
 
 
 def choose(hello: Hello, low: tuple[int, int], high: tuple[int, int], certificate: bool,
-           level: int) -> tuple[tuple[int, int], int] | tuple[int, str]:
+           level: int, anonymous: bool = False) -> tuple[tuple[int, int], int] | tuple[int, str]:
     """OpenSSL's server on a ClientHello: (version, suite), or (alert, the server's reason).
 
     In OpenSSL's order (tls_early_post_process_client_hello): the version
     (ssl_choose_server_version; TLS 1.3 only with a certificate), the cipher suite by the server's
-    preference (ssl3_choose_cipher; none without a certificate), then the signature, which the
-    security level refuses below TLS 1.2.
+    preference (ssl3_choose_cipher; without a certificate only :data:`ANONYMOUS_SUITE`, in TLS
+    1.2, when the server's list allows it (``anonymous``) and the client offers it), then the
+    signature, which the security level refuses below TLS 1.2.
     """
     if hello.supported_versions is not None and hello.legacy_version >= (3, 3):
         # Without a certificate, TLS 1.3 is not a version the server can do (is_tls13_capable).
@@ -568,7 +596,11 @@ def choose(hello: Hello, low: tuple[int, int], high: tuple[int, int], certificat
     usable = [s for s, (_, protocol, _) in SUITES.items()
               if (protocol == "TLSv1.3") == (version == (3, 4))
               and (protocol != "TLSv1.2" or version >= (3, 3))]
-    suite = next((s for s in usable if s in hello.suites), None) if certificate else None
+    if certificate:
+        suite = next((s for s in usable if s in hello.suites), None)
+    else:
+        offered = anonymous and version == (3, 3) and ANONYMOUS_SUITE in hello.suites
+        suite = ANONYMOUS_SUITE if offered else None
     if suite is None:
         return AlertDescription.handshake_failure, "NO_SHARED_CIPHER"
     if version < (3, 3) and level > 0:
@@ -615,6 +647,7 @@ class ServerSide:
         certfile, keyfile = context.mailtls_files
         self.chain: X509CertChain | None = None
         self.private_key: Any = None
+        self.anonymous = certfile is None and allows_anonymous(context)
         if certfile is not None:
             with open(certfile) as certificates, open(keyfile or certfile) as key:
                 self.chain = X509CertChain()
@@ -645,7 +678,8 @@ class ServerSide:
         else:
             if hello is None:
                 return
-            chosen = choose(hello, low, high, self.chain is not None, security_level(self.context))
+            chosen = choose(hello, low, high, self.chain is not None, security_level(self.context),
+                            self.anonymous)
             if isinstance(chosen[1], str):  # an alert, sent as OpenSSL sends it, before any ServerHello
                 alert, reason = chosen
                 self.socket.send(bytes([21, *min(hello.legacy_version, (3, 3)), 0, 2, 2, alert]))
@@ -653,13 +687,14 @@ class ServerSide:
             version, suite = chosen
             settings.minVersion = settings.maxVersion = version  # type: ignore[assignment]
             settings.versions = [version]
-            cipher, mac = SUITE_SETTINGS[suite]  # type: ignore[index]
+            anonymous = suite == ANONYMOUS_SUITE
+            cipher, mac = ("aes256gcm", "aead") if anonymous else SUITE_SETTINGS[suite]  # type: ignore[index]
             settings.cipherNames, settings.macNames = [cipher], [mac]
-            settings.keyExchangeNames = ["ecdhe_ecdsa"]
+            settings.keyExchangeNames = ["dh_anon"] if anonymous else ["ecdhe_ecdsa"]
         settings.eccCurves, settings.keyShares = list(GROUPS), ["x25519"]
         settings.ticketKeys = self.context.mailtls_ticket_keys
         self.steps = self.tls.handshakeServerAsync(certChain=self.chain, privateKey=self.private_key,
-                                                   settings=settings)
+                                                   settings=settings, anon=self.chain is None)
 
     def feed(self, data: bytes) -> bytes:
         """Take the client's bytes; answer the handshake; return the plain text that arrived."""

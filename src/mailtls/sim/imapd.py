@@ -26,6 +26,7 @@ from typing import Any
 
 from mailtls import maillog
 from mailtls.sim.config import DovecotConfig
+from mailtls.sim.openssl_errors import handshake_error
 from mailtls.sim.session import Reply
 
 # (process, level, text) -> a line of Dovecot's log
@@ -84,25 +85,8 @@ TIMING = "(0.001 + 0.000 secs)."
 SELECT_TIMING = "(0.001 + 0.000 + 0.001 secs)."  # SELECT adds the time it waited for the mailbox's lock
 # A mailbox's UIDVALIDITY: Dovecot takes the time the mailbox was made (one value for this process).
 UIDVALIDITY = int(time.time())
-# OpenSSL's error for a failed handshake, by the ``reason`` of the engine's ssl.SSLError: the code and
-# text imap-login logs after "SSL_accept() failed: " (measured with Dovecot 2.3.19.1 / OpenSSL 3.0 and
-# 2.4.1 / OpenSSL 3.5; 2.4's OpenSSL calls alert 42 "ssl/tls alert bad certificate").
-OPENSSL_ERRORS = {
-    "UNSUPPORTED_PROTOCOL": "error:0A000102:SSL routines::unsupported protocol",
-    "NO_SUITABLE_SIGNATURE_ALGORITHM": "error:0A000076:SSL routines::no suitable signature algorithm",
-    "NO_SHARED_CIPHER": "error:0A0000C1:SSL routines::no shared cipher",
-    "TLSV1_ALERT_UNKNOWN_CA": "error:0A000418:SSL routines::tlsv1 alert unknown ca: SSL alert number 48",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "error:0A000412:SSL routines::{bad} alert bad certificate: "
-                                   "SSL alert number 42",
-    "WRONG_VERSION_NUMBER": "error:0A00010B:SSL routines::wrong version number",
-}
-
-
-def openssl_error(reason: str, dovecot: str) -> str:
-    """The OpenSSL error line for an ssl.SSLError reason (``UNSUPPORTED_PROTOCOL``), as ``dovecot``'s
-    OpenSSL words it."""
-    text = OPENSSL_ERRORS.get(reason, f"error:0A000000:SSL routines::{reason.lower().replace('_', ' ')}")
-    return text.replace("{bad}", "sslv3" if dovecot == "2.3" else "ssl/tls")
+# Dovecot's generation -> its OpenSSL (Debian 12 and 13), for the words of OpenSSL's errors.
+OPENSSL_OF_DOVECOT = {"2.3": "3.0", "2.4": "3.5"}
 
 LINE_LIMIT = 65536
 LOGIN_LINE_LIMIT = 1024  # imap-login's input buffer: a longer line before login ends the session
@@ -214,11 +198,14 @@ class ImapSession:
             return self.say(f"{tag} BAD TLS is already active.")
         if self.config.ssl == "no":  # imap-login's cmd_starttls (login-common/client-common.c)
             return self.say(f"{tag} BAD TLS support isn't enabled.")
-        if self.tls_error is not None:  # measured: the OK, then a BYE, then the connection closes
+        if self.tls_error is not None:
+            # Measured (2.3.19.1, 2.4.1): the OK; then, once imap-login has failed to set up TLS, a BYE
+            # in clear text and the hang-up. The client's handshake reads the BYE: WRONG_VERSION_NUMBER.
             self.tls_init_failed = True
             self.log_tls_error()
-            return self.say(f"{tag} OK Begin TLS negotiation now.",
-                            "* BYE [UNAVAILABLE] TLS initialization failed.", close=True)
+            reply = self.say(f"{tag} OK Begin TLS negotiation now.")
+            reply.then = self.say("* BYE [UNAVAILABLE] TLS initialization failed.").data
+            return reply
         self.tls_active = self.used_starttls = True
         self.handshake = "handshaking"
         return self.say(f"{tag} OK Begin TLS negotiation now.", start_tls=True)
@@ -378,7 +365,8 @@ class ImapSession:
                 and not self.config.seclevel_0:
             # 2.3 lets the old version through, then finds no signature algorithm for it (measured)
             reason = "NO_SUITABLE_SIGNATURE_ALGORITHM"
-        self.handshake = "SSL_accept() failed: " + openssl_error(reason, self.config.dovecot)
+        self.handshake = "SSL_accept() failed: " + handshake_error(reason,
+                                                                   OPENSSL_OF_DOVECOT[self.config.dovecot])
 
     def exchanged(self, line: bytes, reply: Reply | None) -> None:
         """Count what the imap process reads and writes after the login (its ``in=`` and ``out=``)."""

@@ -30,8 +30,9 @@ from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
-from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig
-from mailtls.sim.imapd import ImapSession, openssl_error
+from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig, real_lab_command
+from mailtls.sim.imapd import ImapSession
+from mailtls.sim.openssl_errors import postfix_handshake_problem, postfix_missing_file
 from mailtls.sim.smtpd import (
     SYSTEM_CA_FILE,
     SYSTEM_CA_PATH,
@@ -59,15 +60,6 @@ LEVELS_REQUIRING_TLS = ("encrypt", "fingerprint", "verify", "secure")  # tls.h T
 POSTFIX_RELEASES = {"3.7": "3.7.11", "3.10": "3.10.13"}
 DOVECOT_RELEASES = {"2.3": "v2.3.19.1 (9b53102964)", "2.4": "v2.4.1-4 (7d8c0e5759)"}
 LAB_FILES = "/run/mailtls/"  # where the hosts' files name the lab's generated files
-# Where OpenSSL raised the error smtpd logs after a failed handshake, by Postfix version (OpenSSL 3.0
-# in Debian 12, 3.5 in Debian 13) and ssl.SSLError reason: measured with Postfix 3.7.11 and 3.10.13
-# (a TLS 1.0-1.1 client on 587, a clear-text EHLO on 465). Others get no warning line here.
-OPENSSL_PLACES = {
-    ("3.7", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1664",
-    ("3.7", "WRONG_VERSION_NUMBER"): "../ssl/record/ssl3_record.c:350",
-    ("3.10", "UNSUPPORTED_PROTOCOL"): "../ssl/statem/statem_srvr.c:1780",
-    ("3.10", "WRONG_VERSION_NUMBER"): "../ssl/record/methods/tlsany_meth.c:77",
-}
 
 
 def tls_summary(tls: Any, resumed: bool = False, postfix: str = "3.10") -> str:
@@ -117,6 +109,7 @@ class SimLab:
         for dovecot in self.dovecot.values():  # doveconf reads these files when Dovecot starts
             dovecot.check_files(self.lab_file)
         network.clear()
+        tls_engines.install()  # before the servers' contexts: their set_ciphers is read by tlslite
         for host in HOSTS:
             (self.files / "hosts" / host.name / "log").mkdir(parents=True, exist_ok=True)
             if host.postfix:
@@ -225,7 +218,8 @@ class SimLab:
                                  "warning: /usr/lib/postfix/sbin/smtpd: bad command startup -- throttling"):
                         self.log(host.name, "postfix/master", line)
                     return Silent()
-                if not started and tls is not None:
+                first = not started
+                if first and tls is not None:
                     for line in tls.warnings:
                         self.log(host.name, program, line)
                 started.append(True)
@@ -235,7 +229,19 @@ class SimLab:
                              f"warning: Wrapper-mode request dropped from unknown[{client}] for service "
                              f"{name}. TLS context "
                              "initialization failed. For details see earlier warnings in your logs.")
-                    connection.close()
+                    # smtpd hangs up without reading the client's ClientHello. A new process is slow
+                    # enough for it to arrive first, and the kernel answers with a reset; a running
+                    # one hangs up before, and the client reads the end of the stream (measured with
+                    # Postfix 3.7.11 and 3.10.13: the first client of the service gets
+                    # ConnectionResetError, the next ones mostly an EOF: a race on a real network).
+                    if first:
+                        connection.reset()
+                    else:
+                        connection.close()
+                    # smtpd mails the session's transcript to the postmaster (notify_classes has
+                    # "software"), which the lab's hosts cannot deliver (measured, both generations).
+                    self.log(host.name, "postfix/bounce",
+                             f"warning: {new_queue_id()}: undeliverable postmaster notification discarded")
                     events.ended(by_client=False)
                     return Silent()
                 session = SmtpSession(settings, recipients, client, self.authenticate,
@@ -475,6 +481,15 @@ class SimLab:
                 # without a certificate then agrees on one in TLS 1.2 (measured: ADH-AES256-GCM-SHA384).
                 with contextlib.suppress(ssl.SSLError, AttributeError, NotImplementedError):
                     context.set_ciphers("ALL:@SECLEVEL=0")  # ALL has aNULL; DEFAULT drops it for good
+        if policy.level == "fingerprint":
+            unusable = unusable_fingerprints(policy)
+            # tls_dane.c: each is a TLSA record of the public key, then one of the certificate
+            for fingerprint in unusable:
+                for selector in (1, 0):
+                    self.log(host.name, program,
+                             f"warning: {where}: unusable TLSA RR: 3 {selector} 255 {fingerprint}")
+            if unusable and len(unusable) == len(policy.match):
+                self.log(host.name, program, f"warning: {where}: all fingerprints unusable")
         tls = context.wrap_socket(sock, server_hostname=target, session=self.tls_sessions.get(key))
         resumed = tls.session_reused
         der = tls.getpeercert(binary_form=True)
@@ -649,10 +664,9 @@ class SmtpdLog(network.Events):
         """tls_server.c: ``: -1`` when OpenSSL said why, ``: lost connection`` when the client left."""
         detail = "-1" if failure is not None else "lost connection"
         self.write(maillog.SslAcceptError(self.client, detail).format())
-        reason = getattr(failure, "reason", None)
-        where = OPENSSL_PLACES.get((self.lab.generation.postfix, reason or ""))
-        if where is not None:  # tls_print_errors(): OpenSSL's error queue, one warning a line
-            self.write(f"warning: TLS library problem: {openssl_error(reason, '2.3')}:{where}:")
+        # tls_print_errors(): OpenSSL's error queue, one warning a line
+        for line in postfix_handshake_problem(getattr(failure, "reason", None), self.lab.generation.postfix):
+            self.write(line)
         if self.pending == "starttls":
             self.pending = None
             self.count("starttls", False)
@@ -698,8 +712,12 @@ class SmtpdLog(network.Events):
     def auth_done(self, code: int) -> None:
         """An AUTH exchange ended: counted, and a failure logged as smtpd_sasl_glue.c logs it
         (``warning: unknown[ADDR]: SASL PLAIN authentication failed: (reason unavailable),
-        sasl_username=USER``: Dovecot's auth service gives no reason)."""
+        sasl_username=USER``: Dovecot's auth service gives no reason), and a client's ``*``
+        (``warning: unknown[ADDR]: SASL PLAIN authentication aborted``; measured, 3.7.11 and 3.10.13)."""
         self.count("auth", code < 400)
+        if code == 501 and self.auth_mechanism and self.auth_answers[-1:] == [b"*"]:
+            self.write(f"warning: {self.client}: SASL {self.auth_mechanism} authentication aborted")
+            return
         if code not in (535, 454) or not self.auth_mechanism:
             return
         try:
@@ -849,13 +867,14 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
         raise NotModelled("the simulated lab does not model tls_append_default_CA = yes; the real lab "
                           "does: it adds OpenSSL's default CAs")
     ca_file, ca_path = get("smtp_tls_CAfile").strip(), get("smtp_tls_CApath").strip()
-    readable = True
+    readable, problems = True, []
     if ca_file and ca_file != SYSTEM_CA_FILE:
         path = lab_path(ca_file, "smtp_tls_CAfile", config)
         if path.is_file():
             client.anchors += x509.pem_certificates(path.read_bytes())
         else:
             readable = False
+            problems = postfix_missing_file(ca_file, config.generation.postfix, "ca")
     if ca_path and ca_path.rstrip("/") != SYSTEM_CA_PATH:
         folder = lab_path(ca_path, "smtp_tls_CApath", config)
         if folder.is_dir():  # OpenSSL looks up a CA by its hashed name (HASH.0): c_rehash's links
@@ -867,6 +886,7 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
         named = ", ".join(f'{name}="{value}"' for name, value in (("CAfile", ca_file), ("CApath", ca_path))
                           if value)
         client.messages.append(f"cannot load Certification Authority data, {named}: disabling TLS support")
+        client.messages += problems  # tls_certkey.c: tls_print_errors() after that line
         client.engine = False
     return client
 
@@ -939,14 +959,15 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
                     protocols = value
                 else:
                     raise NotModelled(f"the simulated lab does not model the policy attribute {attribute!r} "
-                                      f"in smtp_tls_policy_maps; the real lab does")
+                                      "in smtp_tls_policy_maps; the real lab does: "
+                                      f"`{real_lab_command(config.generation)}`")
             break
     if policy.level == "fingerprint":
         # postconf -d: md5 below compatibility_level 3.6, sha256 from it (every lab main.cf has 3.6).
         policy.digest = get("smtp_tls_fingerprint_digest").strip().lower() or "sha256"
         if policy.digest not in ("md5", "sha1", "sha256", "sha512"):
             raise NotModelled("the simulated lab does not model smtp_tls_fingerprint_digest = "
-                              f"{policy.digest}; the real lab does")
+                              f"{policy.digest}; the real lab does: `{real_lab_command(config.generation)}`")
         if not policy.match:
             policy.match = [m for m in re.split(r"[\s,]+", get("smtp_tls_fingerprint_cert_match")) if m]
         if not policy.match:
@@ -980,6 +1001,20 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
     return policy
 
 
+def unusable_fingerprints(policy: ClientPolicy) -> list[str]:
+    """The fingerprints of a ``fingerprint`` policy that are not a digest of
+    ``smtp_tls_fingerprint_digest``'s size, in upper-case hex without colons, as Postfix names them
+    in its "unusable TLSA RR" warnings (tls_dane.c; measured with Postfix 3.7.11 and 3.10.13 for
+    one fingerprint of 20 bytes with SHA-256: two warnings, then "all fingerprints unusable")."""
+    size = hashlib.new(policy.digest).digest_size
+    found = []
+    for match in policy.match:
+        text = match.replace(":", "").upper()
+        if len(text) != 2 * size or not re.fullmatch(r"[0-9A-F]*", text):
+            found.append(text)
+    return found
+
+
 def judge(der: bytes, anchors: list[x509.Certificate], policy: ClientPolicy,
           target: str) -> tuple[str, tuple[str, str] | None]:
     """How far the smtp client trusts a certificate, and why not further.
@@ -988,16 +1023,21 @@ def judge(der: bytes, anchors: list[x509.Certificate], policy: ClientPolicy,
     match; Verified: the level's match) and, when the certificate falls short, tls_verify.c's
     (purpose, reason) for its "certificate verification failed" line: ``("", "untrusted
     issuer /CN=...")``, ``("", "self-signed certificate")``, ``("server", "num=62:hostname
-    mismatch")``. ``fingerprint`` compares the certificate's (or its public key's) digest with
-    ``smtp_tls_fingerprint_digest`` (SHA-256 in the lab); the names of verify and secure are
-    ``hostname`` (the server's name), ``nexthop`` and ``dot-nexthop`` (the next hop and its
-    subdomains, here the same host), or names given with match=.
+    mismatch")``. ``fingerprint`` compares the certificate's
+    (or its public key's) digest with ``smtp_tls_fingerprint_digest`` (SHA-256 in the lab); the
+    names of verify and secure are ``hostname`` (the server's name), ``nexthop`` and
+    ``dot-nexthop`` (the next hop and its subdomains, here the same host), or names given with
+    match=.
     """
     certificate = x509.Certificate.from_der(der)
     if policy.level == "fingerprint":
         spki = P256_SPKI_PREFIX + certificate.public_point
         digests = {hashlib.new(policy.digest, der).hexdigest(), hashlib.new(policy.digest, spki).hexdigest()}
-        wanted = {m.replace(":", "").lower() for m in policy.match}
+        unusable = unusable_fingerprints(policy)
+        wanted = {m.replace(":", "").lower() for m in policy.match
+                  if m.replace(":", "").upper() not in unusable}
+        if not wanted:  # "all fingerprints unusable": nothing to match (measured: OpenSSL's num=1)
+            return "Untrusted", ("server", "num=1:unspecified certificate verification error")
         if digests & wanted:
             return "Verified", None
         return "Untrusted", ("server", "num=65:no matching DANE TLSA records")

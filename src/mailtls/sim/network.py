@@ -202,6 +202,7 @@ class LineServer:
         self.alert_on_failure = alert_on_failure
         self.tls: Any = None
         self.buffer = b""
+        self.then: bytes | None = None  # a reply's ``then``: said at the client's next bytes, then hang up
         self.greeted = False
         self.over = False
         if implicit_tls:
@@ -225,6 +226,10 @@ class LineServer:
 
     def received(self, data: bytes) -> None:
         if self.connection.closed_by_server:
+            return
+        if self.then is not None:
+            self.connection.send(self.then)
+            self.end(by_client=False)
             return
         if self.tls is not None:
             was_ready = self.tls.ready
@@ -257,6 +262,9 @@ class LineServer:
             if reply is None:
                 continue
             self.write(reply.data)
+            if reply.then:
+                self.then = reply.then
+                return
             if reply.close:
                 self.end(by_client=False)
                 return

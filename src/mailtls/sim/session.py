@@ -16,12 +16,15 @@ class Reply:
     """A server's answer to one line: its bytes (one or more lines, CRLF-ended) and what follows.
 
     ``start_tls``: start TLS now, and discard whatever the client sent after this line
-    (as Postfix has done since CVE-2011-0411); ``close``: hang up once it is sent.
+    (as Postfix has done since CVE-2011-0411); ``close``: hang up once it is sent; ``then``: bytes
+    the server sends a moment later, when the client next sends something, before it hangs up
+    (what it sends after work that takes time: Dovecot's BYE once its TLS set-up has failed).
     """
 
     data: bytes
     start_tls: bool = False
     close: bool = False
+    then: bytes = b""
 
 
 class LineSession(Protocol):

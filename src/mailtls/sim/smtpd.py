@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from mailtls.sim.config import NotModelled, PostfixConfig, words
+from mailtls.sim.config import NotModelled, PostfixConfig, real_lab_command, words
+from mailtls.sim.openssl_errors import postfix_missing_file
 from mailtls.sim.session import Reply
 
 LINE_LIMIT = 2048  # Postfix's line_length_limit
@@ -583,6 +584,8 @@ def load_cert_key(cert: str, key: str, config: PostfixConfig, tls: ServerTls) ->
         if cert_path.is_file() else []
     if not certs:
         tls.warnings.append(f'warning: cannot get RSA certificate from file "{cert}": disabling TLS support')
+        if not cert_path.is_file():  # tls_certkey.c: tls_print_errors() after that line
+            tls.warnings += postfix_missing_file(cert, config.generation.postfix, "certificate")
         return
     keys = [o for o in pem_objects(key_path.read_text(errors="replace")) if o.kind == "key"] \
         if key_path.is_file() else []
@@ -637,7 +640,7 @@ def server_tls(config: PostfixConfig, overrides: dict[str, str]) -> ServerTls:
                               "does: use smtpd_tls_chain_files")
     if cert.lower() == "none":
         raise NotModelled("the simulated lab does not model smtpd_tls_cert_file = none (anonymous "
-                          "ciphers only); the real lab does")
+                          f"ciphers only); the real lab does: `{real_lab_command(config.generation)}`")
     if chain and cert:
         tls.warnings.append("warning: Both smtpd_tls_chain_files and one or more of the legacy  "
                             "smtpd_tls_cert_file, smtpd_tls_eccert_file or smtpd_tls_dcert_file are "

@@ -177,11 +177,17 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
     if isinstance(sock, SocketLike):
         if context.check_hostname and not server_hostname:  # as SSLSocket._create, before any byte is sent
             raise ValueError("check_hostname requires server_hostname")
-        if _engine == "tlslite":
-            from mailtls.sim import browser_tls
+        try:
+            if _engine == "tlslite":
+                from mailtls.sim import browser_tls
 
-            return browser_tls.ClientSocket(context, sock, server_hostname, session)
-        return ClientSocket(context, sock, server_hostname, session)
+                return browser_tls.ClientSocket(context, sock, server_hostname, session)
+            return ClientSocket(context, sock, server_hostname, session)
+        except (OSError, ValueError):
+            # SSLSocket._create has detached the socket, and closes it when the handshake fails: the
+            # caller's socket is gone (its next send: OSError EBADF) and the server sees the client leave.
+            sock.close()
+            raise
     return _system_wrap_socket(context, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
                                server_hostname, session)
 
