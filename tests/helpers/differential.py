@@ -111,14 +111,28 @@ def run_on_sim(entry: Entry, generation: Generation, engine: str, folder: Path) 
 # -- The real lab ----------------------------------------------------------------------------------
 
 
+# postconf(5) service_throttle_time (default 60s, which the lab keeps): after a daemon dies as it
+# starts, Postfix's master waits that long before it starts that service again, and a `postfix
+# reload` that leaves the service's master.cf line as it was does not end the wait.
+SERVICE_THROTTLE_TIME = 60.0
+THROTTLED = "bad command startup -- throttling"
+_throttled_until = 0.0
+
+
 def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
     """``entry`` on the running real lab (the tests' ``LabUnderTest``): its labs/ copy is put back
     to ``original`` (:func:`helpers.corpus.snapshot`), the entry applied, the lab reloaded once
     and observed; queued mail is removed afterwards. The caller reloads the original files at the
-    end (the next entry's reload replaces this one's files anyway)."""
+    end (the next entry's reload replaces this one's files anyway).
+
+    An entry whose files made a daemon die leaves its service throttled for the next entry (see
+    :data:`SERVICE_THROTTLE_TIME`): the next one waits until the throttle is over, so that each
+    entry meets the lab as the simulated lab, which starts anew for each, meets it."""
+    global _throttled_until
     from mailtls.hosts import HOSTS
     from mailtls.sim import network
 
+    time.sleep(max(0.0, _throttled_until - time.monotonic()))
     network.clear()  # a simulated lab of this process must not take the real addresses
     corpus.restore(lab.labs, original)
     corpus.apply(entry, lab.labs, lab.debian)
@@ -135,6 +149,8 @@ def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
     for host in HOSTS:
         if host.postfix:
             lab.backend.postfix_command(host, "postsuper", "-d", "ALL")
+    if any(THROTTLED in value for name, value in observed.items() if name.startswith("log ")):
+        _throttled_until = time.monotonic() + SERVICE_THROTTLE_TIME
     return Run(entry, lab_kind(lab), observed, details, time.monotonic() - began)
 
 
@@ -171,12 +187,31 @@ def baseline_of(runs: list[Run]) -> dict[str, set[str]]:
     return found
 
 
+_RECORDED_HANG_UP = re.compile(
+    r"failed: (ConnectionResetError \[Errno 104\].*|SSLZeroReturnError .*|SSLEOFError .*)")
+
+
+def renormalised(observations: probes.Observations) -> probes.Observations:
+    """Recorded observations as :mod:`helpers.probes` words them now: each line normalised again,
+    a line said twice kept once (log lines and a refusal's words), and a hang-up as one outcome."""
+    found: probes.Observations = {}
+    for name, value in observations.items():
+        if _RECORDED_HANG_UP.fullmatch(value):
+            value = probes.HUNG_UP
+        elif name.startswith("log ") or name == "start/words":
+            value = "\n".join(dict.fromkeys(probes.normalise(line) for line in value.splitlines()
+                                             if not probes.LEFT_OUT.search(line))) or "nothing"
+        found[name] = value
+    return found
+
+
 def from_json(recorded: dict, entries: dict[str, Entry]) -> Run | None:
-    """A run from :meth:`Run.to_json`, for the entry of that id now (None if there is none)."""
+    """A run from :meth:`Run.to_json`, for the entry of that id now (None if there is none), its
+    observations :func:`renormalised`."""
     entry = entries.get(recorded["id"])
     if entry is None:
         return None
-    return Run(entry, recorded["lab"], recorded["observations"], recorded.get("details", {}),
+    return Run(entry, recorded["lab"], renormalised(recorded["observations"]), recorded.get("details", {}),
                recorded.get("seconds", 0.0))
 
 
