@@ -357,18 +357,19 @@ def settled(lab: Lab, wait: float = 0.3, limit: float = 5.0) -> None:
         sizes = now
 
 
-# Log lines the comparison leaves out. Lines about the machine, not the lab's files: a container's
-# file system clock a second ahead of its own clock (Postfix's cleanup, seen on containers-debian13
-# now and then), and, on the native
-# lab, each new smtpd's lookups in Debian's default alias_maps (hash:/etc/aliases, nis:mail.aliases),
-# which its hosts do not have. And Postfix 3.10's "non-SMTP command" warnings when a TLS client
-# meets a port without TLS (smtpd_forbidden_commands): they quote the ClientHello's random bytes,
-# and 3.10.13 logged them for some of the probes' connections and not for others.
+# Log lines the comparison leaves out:
+# - about the machine, not the lab's files: a container's file system clock a second ahead of its
+#   own clock (Postfix's cleanup, seen on containers-debian13 now and then), and, on the native lab,
+#   each new smtpd's lookups in Debian's default alias_maps (hash:/etc/aliases, nis:mail.aliases),
+#   which its hosts do not have;
+# - Postfix 3.10's "non-SMTP command" warnings when a TLS client meets a port without TLS
+#   (smtpd_forbidden_commands): they quote the ClientHello's random bytes, and 3.10.13 logged them
+#   for some of the probes' connections and not for others.
 LEFT_OUT = re.compile(r"file system clock is \d+ seconds? ahead of local clock|"
-                           r"resetting file time stamps - this hurts performance|"
-                           r"error: open database \S*aliases\.db: No such file or directory|"
-                           r"warning: dict_nis_init: NIS domain name not set - NIS lookups disabled|"
-                           r"warning: non-SMTP command from \S+: \\026\\003")
+                      r"resetting file time stamps - this hurts performance|"
+                      r"error: open database \S*aliases\.db: No such file or directory|"
+                      r"warning: dict_nis_init: NIS domain name not set - NIS lookups disabled|"
+                      r"warning: non-SMTP command from \S+: \\026\\003")
 
 
 def log_news(lab: Lab, since: dict[str, int]) -> Observations:

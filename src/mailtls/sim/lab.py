@@ -1023,11 +1023,10 @@ def judge(der: bytes, anchors: list[x509.Certificate], policy: ClientPolicy,
     match; Verified: the level's match) and, when the certificate falls short, tls_verify.c's
     (purpose, reason) for its "certificate verification failed" line: ``("", "untrusted
     issuer /CN=...")``, ``("", "self-signed certificate")``, ``("server", "num=62:hostname
-    mismatch")``. ``fingerprint`` compares the certificate's
-    (or its public key's) digest with ``smtp_tls_fingerprint_digest`` (SHA-256 in the lab); the
-    names of verify and secure are ``hostname`` (the server's name), ``nexthop`` and
-    ``dot-nexthop`` (the next hop and its subdomains, here the same host), or names given with
-    match=.
+    mismatch")``. ``fingerprint`` compares the certificate's (or its public key's) digest with
+    ``smtp_tls_fingerprint_digest`` (SHA-256 in the lab); the names of verify and secure are
+    ``hostname`` (the server's name), ``nexthop`` and ``dot-nexthop`` (the next hop and its
+    subdomains, here the same host), or names given with match=.
     """
     certificate = x509.Certificate.from_der(der)
     if policy.level == "fingerprint":
