@@ -26,7 +26,7 @@ from typing import Any
 
 from mailtls import maillog
 from mailtls.sim.config import DovecotConfig
-from mailtls.sim.openssl_errors import handshake_error
+from mailtls.sim.openssl_errors import OPENSSL_OF_DOVECOT, handshake_error
 from mailtls.sim.session import Reply
 
 # (process, level, text) -> a line of Dovecot's log
@@ -85,8 +85,6 @@ TIMING = "(0.001 + 0.000 secs)."
 SELECT_TIMING = "(0.001 + 0.000 + 0.001 secs)."  # SELECT adds the time it waited for the mailbox's lock
 # A mailbox's UIDVALIDITY: Dovecot takes the time the mailbox was made (one value for this process).
 UIDVALIDITY = int(time.time())
-# Dovecot's generation -> its OpenSSL (Debian 12 and 13), for the words of OpenSSL's errors.
-OPENSSL_OF_DOVECOT = {"2.3": "3.0", "2.4": "3.5"}
 
 LINE_LIMIT = 65536
 LOGIN_LINE_LIMIT = 1024  # imap-login's input buffer: a longer line before login ends the session

@@ -11,8 +11,9 @@ without a certificate, a certificate file and a CA file that do not exist.
 
 from __future__ import annotations
 
-# The OpenSSL of each Postfix generation the lab runs.
+# The OpenSSL of each Postfix and Dovecot generation the lab runs (Debian 12, Debian 13).
 OPENSSL_OF_POSTFIX = {"3.7": "3.0", "3.10": "3.5"}
+OPENSSL_OF_DOVECOT = {"2.3": "3.0", "2.4": "3.5"}
 
 # A failed handshake's error, by the ``reason`` of the engine's ssl.SSLError. ``{bad}`` is the
 # word OpenSSL 3.5 changed for alert 42 ("sslv3" in 3.0, "ssl/tls" in 3.5).
