@@ -344,3 +344,98 @@ def test_cleartext_with_ssl_required_is_refused_by_dovecot_2_4_only(generation: 
     said = str(refused.value)
     assert said.startswith(f"doveconf: Error: {why}\ndoveconf: Fatal: Error in configuration file ")
     assert said.endswith(f"dovecot.conf: {why}")
+
+
+# -- How values are read --------------------------------------------------------------------------------
+# Measured with ``doveconf -n -c FILE`` on the lab's file with one line changed: Dovecot 2.3.19.1 (Debian
+# 12's package, on this machine) and 2.4.1 (the image localhost/mailtls-host:debian13), 30 November 2026.
+
+CLEARTEXT = {"2.3": "disable_plaintext_auth = yes", "2.4": "auth_allow_cleartext = no"}
+
+
+def edited_path(generation: Generation, tmp_path: Path) -> Path:
+    return tmp_path / "hosts" / "mail" / generation.folder / "dovecot.conf"
+
+
+def read_edited(generation: Generation, tmp_path: Path, old: str, new: str) -> DovecotConfig:
+    conf = edited_path(generation, tmp_path)
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    original = (SHIPPED_LABS / "hosts" / "mail" / generation.folder / "dovecot.conf").read_text()
+    conf.write_text(replace(old, new)(original))
+    return DovecotConfig.read(conf, generation)
+
+
+def refusal(generation: Generation, tmp_path: Path, old: str, new: str) -> str:
+    from mailtls.sim.config import DovecotRefused
+
+    with pytest.raises(DovecotRefused) as refused:
+        read_edited(generation, tmp_path, old, new)
+    conf = edited_path(generation, tmp_path)
+    line = [x.strip() for x in conf.read_text().splitlines()].index(new.strip()) + 1
+    prefix = f"doveconf: Fatal: Error in configuration file {conf} line {line}: "
+    said = str(refused.value)
+    assert said.startswith(prefix), said
+    return said.removeprefix(prefix)
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+@pytest.mark.parametrize("word", ["Yes", "y", "1", "YES"])
+def test_a_boolean_is_yes_in_any_case_and_as_y_or_1(generation: Generation, word: str, tmp_path: Path) -> None:
+    name, _, _ = CLEARTEXT[generation.dovecot].partition(" = ")
+    config = read_edited(generation, tmp_path, CLEARTEXT[generation.dovecot], f"{name} = {word}")
+    assert config.cleartext_allowed is (generation.dovecot == "2.4")  # 2.3 disables, 2.4 allows
+    config = read_edited(generation, tmp_path, "    port = 993\n    ssl = yes", f"    port = 993\n    ssl = {word}")
+    assert config.listeners[993] is True
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_a_boolean_no_in_capitals_is_no(generation: Generation, tmp_path: Path) -> None:
+    name, _, _ = CLEARTEXT[generation.dovecot].partition(" = ")
+    config = read_edited(generation, tmp_path, CLEARTEXT[generation.dovecot], f"{name} = NO")
+    assert config.cleartext_allowed is (generation.dovecot == "2.3")
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+@pytest.mark.parametrize("word", ["true", "maybe"])
+def test_another_boolean_word_is_refused_in_doveconf_s_words(generation: Generation, word: str,
+                                                              tmp_path: Path) -> None:
+    name, _, _ = CLEARTEXT[generation.dovecot].partition(" = ")
+    said = refusal(generation, tmp_path, CLEARTEXT[generation.dovecot], f"{name} = {word}")
+    named = f"{name}: " if generation.dovecot == "2.4" else ""
+    assert said == f"{named}Invalid boolean value: {word} (use yes or no)"
+    said = refusal(generation, tmp_path, "    ssl = yes", f"    ssl = {word}")
+    named = "ssl: " if generation.dovecot == "2.4" else ""
+    assert said == f"{named}Invalid boolean value: {word} (use yes or no)"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_the_ssl_setting_is_not_a_boolean(generation: Generation, tmp_path: Path) -> None:
+    said = refusal(generation, tmp_path, "\nssl = yes\n", "\nssl = Yes\n")
+    assert said == ("ssl: " if generation.dovecot == "2.4" else "") + "Invalid value: Yes"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_quotes_around_a_value_are_not_part_of_it(generation: Generation, quote: str, tmp_path: Path) -> None:
+    config = read_edited(generation, tmp_path, "ssl_min_protocol = TLSv1.2",
+                         f"ssl_min_protocol = {quote}TLSv1.3{quote}")
+    assert config.ssl_min_protocol == "TLSv1.3"
+    config = read_edited(generation, tmp_path, "\nssl = yes\n", f"\nssl = {quote}required{quote}\n")
+    assert config.ssl == "required"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_a_port_by_service_name_is_refused_in_doveconf_s_words(generation: Generation, tmp_path: Path) -> None:
+    said = refusal(generation, tmp_path, "    port = 993", "    port = imaps")
+    assert said == ("port: " if generation.dovecot == "2.4" else "") + "Invalid port number imaps"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
+def test_a_capitalised_yes_still_refuses_a_password_before_tls(generation: Generation, tmp_path: Path) -> None:
+    """``disable_plaintext_auth = Yes`` (2.3) and ``auth_allow_cleartext = No`` (2.4) keep 143 from
+    taking a password before STARTTLS."""
+    name, _, value = CLEARTEXT[generation.dovecot].partition(" = ")
+    with simulated(generation, tmp_path, replace(CLEARTEXT[generation.dovecot], f"{name} = {value.title()}")):
+        imap = imaplib.IMAP4(MAIL_ADDRESS, 143, timeout=TIMEOUT)
+        assert "LOGINDISABLED" in imap.capabilities
+        imap.shutdown()

@@ -527,6 +527,14 @@ MIN_PROTOCOLS = {"any": "TLSv1", "sslv3": "TLSv1", "tlsv1": "TLSv1", "tlsv1.1": 
 CERT_SETTINGS = {"2.3": ("ssl_cert", "ssl_key"), "2.4": ("ssl_server_cert_file", "ssl_server_key_file")}
 
 
+def unquoted(value: str) -> str:
+    """A Dovecot value without the double or single quotes around it, as Dovecot reads it
+    (measured: ``ssl_min_protocol = "TLSv1.3"`` is TLSv1.3 to doveconf 2.3.19.1 and 2.4.1)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
 # The values of Dovecot's ``ssl`` (doveconf -d and the settings' documentation of 2.3 and 2.4).
 SSL_VALUES = ("no", "yes", "required")
 
@@ -617,22 +625,25 @@ class DovecotConfig:
                     sections.pop()
                 continue
             name, _, value = (part.strip() for part in line.partition("="))
+            value = unquoted(value)
             check.setting(number, sections, name)
+            named = f"{name}: " if generation.dovecot == "2.4" else ""  # 2.4 names the setting
             if sections and sections[-1][0] == "inet_listener":
                 if name == "port":
+                    if not value.isdigit():
+                        check.refuse(number, f"{named}Invalid port number {value}")
                     listener_port = int(value)
                 elif name == "ssl":
-                    listener_ssl = value == "yes"
+                    listener_ssl = check.boolean(number, named, value)
             elif not sections:
                 if name == "ssl":
                     if value not in SSL_VALUES:  # measured: "ssl = maybe" on 2.3.19.1 and 2.4.1
-                        check.refuse(number, ("ssl: " if generation.dovecot == "2.4" else "")
-                                     + f"Invalid value: {value}")
+                        check.refuse(number, f"{named}Invalid value: {value}")
                     config.ssl = value
                 elif name == "disable_plaintext_auth":
-                    config.cleartext_allowed = value != "yes"
+                    config.cleartext_allowed = not check.boolean(number, named, value)
                 elif name == "auth_allow_cleartext":
-                    config.cleartext_allowed = value == "yes"
+                    config.cleartext_allowed = check.boolean(number, named, value)
                 elif name == "ssl_min_protocol":
                     config.ssl_min_protocol = value
                 elif name == "auth_mechanisms":
@@ -705,6 +716,16 @@ class DovecotChecker:
     def refuse(self, number: int | None, what: str) -> None:
         where = f"Error in configuration file {self.path} line {number}: " if number else ""
         raise DovecotRefused(f"doveconf: Fatal: {where}{what}")
+
+    def boolean(self, number: int, named: str, value: str) -> bool:
+        """A boolean setting as Dovecot reads it: ``yes``, ``y`` or ``1`` is yes and ``no`` is no, in
+        any case; anything else stops it (measured with doveconf 2.3.19.1 and 2.4.1: ``Invalid boolean
+        value: true (use yes or no)``, after ``NAME: `` in 2.4). ``named`` is that prefix or empty."""
+        if value.lower() in ("yes", "y", "1"):
+            return True
+        if value.lower() != "no":
+            self.refuse(number, f"{named}Invalid boolean value: {value} (use yes or no)")
+        return False
 
     def first_setting(self, number: int, name: str) -> None:
         if self.first and self.dovecot == "2.4" and name != "dovecot_config_version":
@@ -804,6 +825,7 @@ class DovecotChecker:
                     sections.pop()
                 continue
             name, _, value = (part.strip() for part in line.partition("="))
+            value = unquoted(value)
             path = "/".join([*(f"{k} {n}".strip() for k, n in sections), name])
             entry = modelled_settings.find("dovecot", path)
             if any(k in FILTERS for k, _ in sections):
