@@ -769,3 +769,123 @@ def test_fingerprint_requires_tls(edited) -> None:
     legacy = LabConfig().address(host("legacy.lab.test"))
     assert (result.dsn, result.reason) == ("4.7.4", f"TLS is required, but was not offered by host "
                                                     f"legacy.lab.test[{legacy}]")
+
+
+# -- How the files are read ------------------------------------------------------------------------------
+# Measured with the lab's files, one line changed, on Postfix 3.7.11 and 3.10.13 (the images
+# localhost/mailtls-host:debian12 and :debian13, and the corpus's variants on the real lab).
+
+WRAPPER = "  -o smtpd_tls_wrappermode=yes"
+SUBMISSION_LEVEL = "  -o smtpd_tls_security_level=encrypt"
+
+
+def test_a_policy_line_may_separate_key_and_value_with_a_tab(edited) -> None:
+    """postmap(1): the key and the value are separated by whitespace, a tab as well as spaces."""
+    edited.edit("relay/tls_policy", "#[mail.lab.test]         secure match=mail.lab.test",
+                "[mail.lab.test]\tsecure\n\tmatch=mail.lab.test").start()
+    result = delivery(edited, through_relay("alice@lab.test"))
+    assert (result.status, trust_words(edited)) == ("sent", ["Verified"])
+
+
+def test_a_table_type_the_simulation_does_not_read_stops_the_host() -> None:
+    from mailtls.sim.config import NotModelled, read_table
+
+    with pytest.raises(NotModelled, match=r"^the simulated lab does not read regexp: tables "
+                                          r"\(regexp:/etc/postfix/tls_policy\); the real lab does: `sudo"):
+        read_table("regexp:/etc/postfix/tls_policy", Path("/nonexistent"), Path("/nonexistent"))
+
+
+def test_a_policy_table_the_simulation_does_not_read_is_refused_at_start(edited) -> None:
+    from mailtls.sim.config import NotModelled
+
+    edited.edit("relay/main.cf", "texthash:/etc/postfix/tls_policy", "regexp:/etc/postfix/tls_policy")
+    with pytest.raises(NotModelled, match="does not read regexp: tables"):
+        edited.start()
+
+
+@pytest.mark.parametrize("word", ["true", "1", "on"])
+def test_a_boolean_that_is_not_yes_or_no_kills_smtpd(edited, word: str) -> None:
+    """mail_conf_bool.c: msg_fatal("bad boolean configuration: ..."); the service answers nothing,
+    the master throttles it; the other services run."""
+    edited.edit("mail/master.cf", WRAPPER, f"  -o smtpd_tls_wrappermode={word}").start()
+    sock = connect(465)
+    with pytest.raises(TimeoutError):
+        sock.recv(100)
+    log = edited.log()
+    assert f"fatal: bad boolean configuration: smtpd_tls_wrappermode = {word}" in log
+    assert "warning: /usr/lib/postfix/sbin/smtpd: bad command startup -- throttling" in log
+    assert mail_from_in_clear(587)[1] == "530 5.7.0 Must issue a STARTTLS command first"
+
+
+def test_a_boolean_is_read_in_any_case(edited) -> None:
+    edited.edit("mail/master.cf", WRAPPER, "  -o smtpd_tls_wrappermode=Yes").start()
+    assert hasattr(client_context().wrap_socket(connect(465), server_hostname="mail.lab.test"), "version")
+
+
+def test_a_bad_boolean_of_the_client_kills_the_relay_s_smtp(edited) -> None:
+    policy_maps = "\nsmtp_tls_policy_maps ="
+    edited.edit("relay/main.cf", policy_maps, "\nsmtp_use_tls = true" + policy_maps).start()
+    through_relay("alice@lab.test")
+    assert edited.log("relay.lab.test")[-3:] == [
+        "fatal: bad boolean configuration: smtp_use_tls = true",
+        "warning: process /usr/lib/postfix/sbin/smtp pid 0 exit status 1",
+        "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling"]
+
+
+def test_an_o_option_without_equals_kills_smtpd(edited) -> None:
+    """``-o name = value`` without braces gives smtpd ``-o name``: single_server.c's msg_fatal."""
+    edited.edit("mail/master.cf", SUBMISSION_LEVEL, "  -o smtpd_tls_security_level = encrypt").start()
+    sock = connect(587)
+    with pytest.raises(TimeoutError):
+        sock.recv(100)
+    assert ('fatal: invalid "-o smtpd_tls_security_level" option value: missing \'=\' after attribute name'
+            in edited.log())
+
+
+def test_an_o_option_in_braces_may_hold_spaces(edited) -> None:
+    """master(5), Postfix 3.0 and later: ``-o { name = value }``."""
+    edited.edit("mail/master.cf", SUBMISSION_LEVEL, "  -o { smtpd_tls_security_level = encrypt }")
+    edited.edit("mail/master.cf", "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject",
+                "  -o { smtpd_client_restrictions = permit_sasl_authenticated, reject }").start()
+    assert mail_from_in_clear(587)[1] == "530 5.7.0 Must issue a STARTTLS command first"
+
+
+def test_a_service_bound_to_the_loopback_address_is_not_reached_from_other_hosts(edited) -> None:
+    edited.edit("mail/master.cf", "\nsubmission inet", "\n127.0.0.1:submission inet").start()
+    with pytest.raises(ConnectionRefusedError):
+        connect(587)
+    assert mail_from_in_clear(25)[1].startswith("250")
+
+
+def test_a_service_on_another_address_or_port_name_is_refused_as_not_modelled(edited) -> None:
+    from mailtls.sim.config import NotModelled
+
+    edited.edit("mail/master.cf", "\nsubmission inet", "\n198.18.0.99:submission inet")
+    with pytest.raises(NotModelled, match=r"does not model a service bound to 198\.18\.0\.99 \(labs/hosts/"
+                                          r"mail/master\.cf: service 198\.18\.0\.99:submission\)"):
+        edited.start()
+
+
+def test_a_main_cf_line_without_equals_is_refused_in_postconf_s_words(edited) -> None:
+    from mailtls.sim.config import PostfixRefused
+
+    edited.edit("mail/main.cf", MAY, "smtpd_tls_security_level may")
+    main_cf = generations.host_file(edited.labs / "hosts" / "mail", "main.cf", edited.generation)
+    line = main_cf.read_text().splitlines().index("smtpd_tls_security_level may") + 1
+    with pytest.raises(PostfixRefused) as refused:
+        edited.start()
+    assert str(refused.value).splitlines()[1:] == [
+        f"/usr/sbin/postconf: fatal: labs/hosts/mail/{edited.generation.folder}/main.cf, line {line}: "
+        "missing '=' after attribute name: \"smtpd_tls_security_level may\""]
+
+
+def test_a_handshake_with_a_server_that_never_answers_times_out_as_in_cpython(edited) -> None:
+    """The client of a wrapper-mode port whose smtpd died meets ``ssl``'s own handshake timeout
+    (measured on the real lab: ``_ssl.c:975: The handshake operation timed out`` with Python 3.11)."""
+    from mailtls.sim.tls import handshake_timeout_message
+
+    edited.edit("mail/master.cf", WRAPPER, "  -o smtpd_tls_wrappermode=true").start()
+    with pytest.raises(TimeoutError) as timeout:
+        client_context().wrap_socket(connect(465), server_hostname="mail.lab.test")
+    assert str(timeout.value) == handshake_timeout_message()
+    assert str(timeout.value).endswith("The handshake operation timed out")

@@ -64,7 +64,8 @@ POSTFIX_DEFAULTS = {
     "syslog_name": "postfix",
 }
 EVALUATED_DEFAULTS = ("smtpd_relay_restrictions", "relay_domains", "syslog_name", "virtual_mailbox_domains")
-SERVICE_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465}
+# The mail ports' names in /etc/services (Debian's netbase; 465 is "submissions", alias "smtps").
+SERVICE_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "ssmtp": 465}
 
 
 class NotModelled(LabError):
@@ -91,20 +92,34 @@ def not_modelled(name: str, where: str, generation: Generation) -> NotModelled:
                        f"`{real_lab_command(generation)}`")
 
 
-def main_cf_entries(text: str) -> list[tuple[int, str, str]]:
-    """``main.cf``'s settings in order: (line number of the setting's first line, name, value),
-    comments skipped and continuation lines joined, as Postfix reads them (postconf(5))."""
-    entries: list[tuple[int, str, str]] = []
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """The logical lines of main.cf or of a lookup table's source, as Postfix reads them
+    (postconf(5), postmap(1)): (number of its first line, its text), blank and comment lines
+    skipped, and a line that starts with whitespace joined to the one before it with a space."""
+    lines: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if line[0].isspace() and entries:
-            start, name, value = entries[-1]
-            entries[-1] = (start, name, f"{value} {line.strip()}".strip())
+        if line[0].isspace() and lines:
+            start, joined = lines[-1]
+            lines[-1] = (start, f"{joined} {line.strip()}")
             continue
-        name, _, value = line.partition("=")
-        entries.append((number, name.strip(), value.strip()))
-    return entries
+        lines.append((number, line.strip()))
+    return lines
+
+
+def main_cf_entries(text: str) -> list[tuple[int, str, str]]:
+    """``main.cf``'s settings in order: (line number of the setting's first line, name, value),
+    comments skipped and continuation lines joined, as Postfix reads them (postconf(5))."""
+    return [(number, name.strip(), value.strip())
+            for number, line in logical_lines(text) for name, _, value in [line.partition("=")]]
+
+
+def missing_equals(text: str) -> tuple[int, str] | None:
+    """The first logical line of ``main.cf`` without ``=`` (number, text), which every Postfix
+    program refuses as it reads the file (measured with Postfix 3.7.11 and 3.10.13: ``postconf:
+    fatal: FILE, line N: missing '=' after attribute name: "TEXT"``); None when there is none."""
+    return next(((number, line) for number, line in logical_lines(text) if "=" not in line), None)
 
 
 def read_main_cf(text: str) -> dict[str, str]:
@@ -114,30 +129,67 @@ def read_main_cf(text: str) -> dict[str, str]:
 
 @dataclass
 class MasterService:
+    """One ``master.cf`` entry: its service name (``submission``, ``127.0.0.1:2525``), type and
+    command, its ``-o name=value`` overrides, and ``fatal``: the line its command dies with as it
+    starts because of an ``-o`` without ``=`` (then it answers no connection)."""
+
     name: str
     type: str
     command: str
     overrides: dict[str, str] = field(default_factory=dict)
+    fatal: str | None = None
+
+
+def master_fields(text: str) -> list[str]:
+    """One logical ``master.cf`` line's fields: separated by whitespace, except inside ``{ }``
+    (Postfix 3.0 and later, master(5)); a ``{ text }`` field is ``text``, braces and the whitespace
+    inside them removed, as master_ent.c's ``extpar()`` gives it."""
+    fields, current, depth = [], "", 0
+    for char in text + " ":
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth = max(depth - 1, 0)
+        if char.isspace() and depth == 0:
+            if current:
+                braced = current.startswith("{") and current.endswith("}")
+                fields.append(current[1:-1].strip() if braced else current)
+            current = ""
+        else:
+            current += char
+    return fields
 
 
 def read_master_cf(text: str) -> list[MasterService]:
-    """The services of ``master.cf`` with their ``-o name=value`` overrides."""
-    entries: list[list[str]] = []
+    """The services of ``master.cf`` with their ``-o name=value`` overrides.
+
+    An override is split at its first ``=``, with the whitespace around the name and the value
+    removed (``-o { name = value }`` is ``name=value``). An ``-o`` whose argument has no ``=``
+    (``-o name = value`` written without braces gives ``-o name``) is fatal to the command, in
+    Postfix's words (measured with Postfix 3.7.11 and 3.10.13: ``fatal: invalid "-o
+    smtpd_tls_security_level" option value: missing '=' after attribute name``).
+    """
+    entries: list[str] = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if line[0].isspace() and entries:
-            entries[-1] += line.split()
+            entries[-1] += " " + line
         else:
-            entries.append(line.split())
+            entries.append(line)
     services = []
-    for fields in entries:
+    for fields in map(master_fields, entries):
         service = MasterService(fields[0], fields[1], fields[7])
-        arguments = fields[8:]
-        for option, value in zip(arguments, arguments[1:], strict=False):
-            if option == "-o":
-                name, _, setting = value.partition("=")
-                service.overrides[name] = setting
+        arguments = iter(fields[8:])
+        for option in arguments:
+            if option != "-o" or (value := next(arguments, None)) is None:
+                continue
+            name, equals, setting = value.partition("=")
+            if not equals:
+                service.fatal = service.fatal or (f'fatal: invalid "-o {value}" option value: '
+                                                  "missing '=' after attribute name")
+                continue
+            service.overrides[name.strip()] = setting.strip()
         services.append(service)
     return services
 
@@ -283,12 +335,23 @@ def read_table(reference: str, host_dir: Path, lab_files: Path,
         elif where.startswith("/run/mailtls/"):
             path = lab_files / where.removeprefix("/run/mailtls/")
         table = {}
-        for line in path.read_text().splitlines() if path.exists() else []:
-            if line.strip() and not line.lstrip().startswith("#"):
-                key, _, value = line.strip().partition(" ")
-                table[key.lower()] = value.strip()
+        for _, key, value in table_entries(path.read_text() if path.exists() else ""):
+            table[key.lower()] = value
         return table
-    raise ValueError(f"the simulated lab does not read {kind!r} tables ({reference})")
+    raise NotModelled(f"the simulated lab does not read {kind}: tables ({reference}); the real lab "
+                      f"does: `{real_lab_command(generation)}`")
+
+
+TABLE_TYPES = ("inline", "texthash", "hash", "lmdb", "btree")  # the table types read_table reads
+TABLE_SETTINGS = ("smtp_tls_policy_maps", "transport_maps", "virtual_mailbox_maps")  # the ones it reads
+
+
+def table_entries(text: str) -> list[tuple[int, str, str]]:
+    """A lookup table's source as Postfix reads it (postmap(1), texthash: the same format): ``(line
+    number, key, value)``, the key and the value separated by whitespace (spaces or tabs), comment
+    and blank lines skipped, and a line that starts with whitespace continuing the one before."""
+    return [(number, key, value[0].strip() if value else "")
+            for number, line in logical_lines(text) for key, *value in [line.split(None, 1)]]
 
 
 class PostfixConfig:
@@ -334,13 +397,24 @@ class PostfixConfig:
         ``FILE: unused parameter: NAME=VALUE`` (a name neither Postfix nor any ``$NAME`` knows,
         in main.cf or as a master.cf ``-o``) and ``FILE: undefined parameter: NAME`` (a ``$NAME``
         of no parameter). Raises PostfixRefused with the real lab's message and those lines (each
-        once; the real one repeats them, once per postconf run), naming the files under labs/.
+        once; the real one repeats them, once per postconf run), naming the files under labs/;
+        before them, a main.cf line without ``=``, which postconf refuses alone
+        (:func:`missing_equals`). Then raises NotModelled for a setting the simulation does not
+        model, and for a table type it does not read in a table setting it reads when mail comes.
         """
+        refused = f"Postfix refuses the configuration of {self.host} ({self.host_dir}):\n"
+        if (missing := missing_equals(self.main_cf.read_text())) is not None:
+            raise PostfixRefused(f"{refused}/usr/sbin/postconf: fatal: {shown(self.main_cf)}, line "
+                                 f"{missing[0]}: missing '=' after attribute name: \"{missing[1]}\"")
         warnings = postfix_warnings(self.main_cf, self.entries, self.master_cf, self.services,
                                     setting_names("postfix", self.generation.postfix))
         if warnings:
-            raise PostfixRefused(f"Postfix refuses the configuration of {self.host} ({self.host_dir}):\n"
-                                 + "\n".join(warnings))
+            raise PostfixRefused(refused + "\n".join(warnings))
+        for setting in TABLE_SETTINGS:  # read when mail comes: their table types are checked now
+            for overrides in [{}, *(service.overrides for service in self.services)]:
+                for reference in split_tables(self.get(setting, overrides)):
+                    if reference.partition(":")[0] not in (*TABLE_TYPES, "static"):
+                        read_table(reference, self.host_dir, self.lab_files, self.generation)
         defaults = built_in_defaults("postfix", self.generation.postfix)
         main_cf = shown(self.main_cf)
         checks = [(name, value, f"{main_cf}: {name} = {normalise_spaces(value)}")
@@ -363,13 +437,42 @@ class PostfixConfig:
                     raise not_modelled(name, where, self.generation)
             # else: a parameter of the file's own, which counts where a parameter names it ($name)
 
+    def bad_boolean(self, prefix: str, overrides: dict[str, str] | None = None) -> str | None:
+        """The line a daemon dies with when a boolean parameter of its own (``prefix``: ``smtpd_``,
+        ``smtp_``) set in main.cf or in ``overrides`` is neither ``yes`` nor ``no`` in any case;
+        None when none is. A boolean is a parameter whose default is ``yes`` or ``no``. Postfix's
+        mail_conf_bool.c: ``fatal: bad boolean configuration: NAME = VALUE`` (measured with
+        ``-o smtpd_tls_wrappermode=true`` on Postfix 3.7.11 and 3.10.13)."""
+        defaults = built_in_defaults("postfix", self.generation.postfix)
+        for name in dict.fromkeys([*self.main, *(overrides or {})]):
+            if name.startswith(prefix) and defaults.get(name) in ("yes", "no"):
+                value = self.get(name, overrides)
+                if value.strip().lower() not in ("yes", "no"):
+                    return f"fatal: bad boolean configuration: {name} = {value}"
+        return None
+
     def listeners(self) -> dict[int, MasterService]:
-        """The smtpd services by port."""
+        """The smtpd services that other hosts reach, by port.
+
+        A service name is ``[HOST:]PORT`` (master(5)); PORT is a number or a name of
+        /etc/services. A service bound to the loopback address (``127.0.0.1:``, ``localhost:``,
+        ``[::1]:``) listens only inside its host, where the lab has no client, so it is left out.
+        Raises NotModelled for a port name the simulation does not know and for another address.
+        """
         ports = {}
         for service in self.services:
-            if service.type == "inet" and service.command == "smtpd":
-                port = SERVICE_PORTS.get(service.name) or int(service.name.rpartition(":")[2])
-                ports[port] = service
+            if service.type != "inet" or service.command != "smtpd":
+                continue
+            address, _, port_name = service.name.rpartition(":")
+            where = f"{shown(self.master_cf)}: service {service.name}"
+            port = SERVICE_PORTS.get(port_name) or (int(port_name) if port_name.isdigit() else None)
+            if port is None:
+                raise not_modelled(f"the service name {port_name}", where, self.generation)
+            if address in ("127.0.0.1", "localhost", "[::1]"):
+                continue
+            if address not in ("", "*"):
+                raise not_modelled(f"a service bound to {address}", where, self.generation)
+            ports[port] = service
         return ports
 
     def service(self, name: str) -> MasterService | None:

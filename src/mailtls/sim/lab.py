@@ -365,6 +365,8 @@ class SimLab:
                                       text).format())
 
         client = self.smtp_client(host, config, transport, overrides, program)
+        if service is not None and service.fatal:  # its -o options are read first
+            client = SmtpClient(fatal=service.fatal)
         if client.fatal:
             self.smtp_died(host, transport, program, client.fatal, status)
             return
@@ -854,6 +856,9 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
     """
     get = lambda name: config.get(name, overrides)  # noqa: E731
     client = SmtpClient()
+    if fatal := config.bad_boolean("smtp_", overrides):
+        client.fatal = fatal
+        return client
     raw = get("smtp_tls_security_level").strip()
     if raw and tls_level(raw) is None:
         client.fatal = f'fatal: Invalid TLS level "{raw}"'

@@ -60,9 +60,12 @@ class SmtpServerSettings:
         Raises :class:`NotModelled` for a certificate file or protocol list
         the simulation cannot follow (see :func:`server_tls`).
         """
-        overrides = config.listeners()[port].overrides
+        service = config.listeners()[port]
+        overrides = service.overrides
         get = lambda name: config.get(name, overrides)  # noqa: E731
-        tls = server_tls(config, overrides)
+        # smtpd reads its -o options first, then its parameters (single_server.c, mail_params.c)
+        fatal = service.fatal or config.bad_boolean("smtpd_", overrides)
+        tls = ServerTls(fatal=fatal) if fatal else server_tls(config, overrides)
         return cls(
             host=get("myhostname"),
             banner=get("smtpd_banner"),
@@ -73,8 +76,9 @@ class SmtpServerSettings:
             client_restrictions=words(get("smtpd_client_restrictions")),
             relay_restrictions=words(get("smtpd_relay_restrictions")),
             mynetworks=words(get("mynetworks")),
-            received_header=get("smtpd_tls_received_header") == "yes",
-            syslog_name=get("syslog_name"),
+            received_header=boolean(get("smtpd_tls_received_header")),
+            # an -o option smtpd cannot read kills it before its -o syslog_name counts (measured)
+            syslog_name=config.get("syslog_name") if service.fatal else get("syslog_name"),
             postfix=config.generation.postfix,
             tls=tls,
         )

@@ -12,6 +12,8 @@ behind the same interface (and CPython uses it too after ``use("tlslite")``).
 
 from __future__ import annotations
 
+import functools
+import socket
 import ssl
 import sys
 import warnings
@@ -183,6 +185,9 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
 
                 return browser_tls.ClientSocket(context, sock, server_hostname, session)
             return ClientSocket(context, sock, server_hostname, session)
+        except TimeoutError as silent:  # a server that never answers: the handshake's own timeout
+            sock.close()
+            raise TimeoutError(handshake_timeout_message()) from silent
         except (OSError, ValueError):
             # SSLSocket._create has detached the socket, and closes it when the handshake fails: the
             # caller's socket is gone (its next send: OSError EBADF) and the server sees the client leave.
@@ -190,6 +195,32 @@ def _wrap_socket(context: ssl.SSLContext, sock: Any, server_side: bool = False,
             raise
     return _system_wrap_socket(context, sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
                                server_hostname, session)
+
+
+@functools.cache
+def handshake_timeout_message() -> str:
+    """The text of the TimeoutError CPython's ``ssl`` raises when a handshake times out:
+    ``_ssl.c:LINE: The handshake operation timed out``, LINE being the line of this Python's
+    ``_ssl.c``. Measured once, on a socket pair whose other end never answers (1 ms). Where
+    Python has no socket pair (Pyodide), the text without its ``_ssl.c:LINE:`` prefix."""
+    text = "The handshake operation timed out"
+    try:
+        ours, theirs = socket.socketpair()
+    except (AttributeError, OSError):
+        return text
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        ours.settimeout(0.001)
+        _system_wrap_socket(context, ours)
+    except TimeoutError as timeout:
+        text = str(timeout)
+    except (OSError, ValueError):
+        pass
+    finally:
+        ours.close()
+        theirs.close()
+    return text
 
 
 VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")  # Dovecot's ssl_min_protocol words, oldest first
