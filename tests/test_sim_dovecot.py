@@ -380,11 +380,13 @@ def refusal(generation: Generation, tmp_path: Path, old: str, new: str) -> str:
 
 @pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
 @pytest.mark.parametrize("word", ["Yes", "y", "1", "YES"])
-def test_a_boolean_is_yes_in_any_case_and_as_y_or_1(generation: Generation, word: str, tmp_path: Path) -> None:
+def test_a_boolean_is_yes_in_any_case_and_as_y_or_1(generation: Generation, word: str,
+                                                     tmp_path: Path) -> None:
     name, _, _ = CLEARTEXT[generation.dovecot].partition(" = ")
     config = read_edited(generation, tmp_path, CLEARTEXT[generation.dovecot], f"{name} = {word}")
     assert config.cleartext_allowed is (generation.dovecot == "2.4")  # 2.3 disables, 2.4 allows
-    config = read_edited(generation, tmp_path, "    port = 993\n    ssl = yes", f"    port = 993\n    ssl = {word}")
+    listener = "    port = 993\n    ssl = "
+    config = read_edited(generation, tmp_path, listener + "yes", listener + word)
     assert config.listeners[993] is True
 
 
@@ -425,13 +427,13 @@ def test_quotes_around_a_value_are_not_part_of_it(generation: Generation, quote:
 
 
 @pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
-def test_a_port_by_service_name_is_refused_in_doveconf_s_words(generation: Generation, tmp_path: Path) -> None:
+def test_a_port_name_is_refused_in_doveconf_s_words(generation: Generation, tmp_path: Path) -> None:
     said = refusal(generation, tmp_path, "    port = 993", "    port = imaps")
     assert said == ("port: " if generation.dovecot == "2.4" else "") + "Invalid port number imaps"
 
 
 @pytest.mark.parametrize("generation", GENERATIONS, ids=lambda g: g.folder)
-def test_a_capitalised_yes_still_refuses_a_password_before_tls(generation: Generation, tmp_path: Path) -> None:
+def test_a_capital_yes_still_refuses_a_password_before_tls(generation: Generation, tmp_path: Path) -> None:
     """``disable_plaintext_auth = Yes`` (2.3) and ``auth_allow_cleartext = No`` (2.4) keep 143 from
     taking a password before STARTTLS."""
     name, _, value = CLEARTEXT[generation.dovecot].partition(" = ")
