@@ -117,8 +117,9 @@ def main_cf_entries(text: str) -> list[tuple[int, str, str]]:
 
 def missing_equals(text: str) -> tuple[int, str] | None:
     """The first logical line of ``main.cf`` without ``=`` (number, text), which every Postfix
-    program refuses as it reads the file (measured with Postfix 3.7.11 and 3.10.13: ``postconf:
-    fatal: FILE, line N: missing '=' after attribute name: "TEXT"``); None when there is none."""
+    program refuses as it reads the file (measured with ``postfix check``, Postfix 3.7.11 and
+    3.10.13: ``PROGRAM: fatal: FILE, line N: missing '=' after attribute name: "TEXT"``, PROGRAM
+    being postconf on 3.7 and postfix on 3.10); None when there is none."""
     return next(((number, line) for number, line in logical_lines(text) if "=" not in line), None)
 
 
@@ -404,8 +405,10 @@ class PostfixConfig:
         """
         refused = f"Postfix refuses the configuration of {self.host} ({self.host_dir}):\n"
         if (missing := missing_equals(self.main_cf.read_text())) is not None:
-            raise PostfixRefused(f"{refused}/usr/sbin/postconf: fatal: {shown(self.main_cf)}, line "
-                                 f"{missing[0]}: missing '=' after attribute name: \"{missing[1]}\"")
+            # Postfix 3.10's postfix(1) reads main.cf before postfix-script's postconf does
+            program = "postfix" if self.generation.postfix == "3.10" else "/usr/sbin/postconf"
+            raise PostfixRefused(f"{refused}{program}: fatal: {shown(self.main_cf)}, line {missing[0]}: "
+                                 f"missing '=' after attribute name: \"{missing[1]}\"")
         warnings = postfix_warnings(self.main_cf, self.entries, self.master_cf, self.services,
                                     setting_names("postfix", self.generation.postfix))
         if warnings:
