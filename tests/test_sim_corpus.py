@@ -71,6 +71,14 @@ def test_the_corpus_covers_what_the_course_teaches(tmp_path: Path) -> None:
             shutil.rmtree(labs)
 
 
+def test_the_simulated_lab_page_gives_the_corpus_s_size() -> None:
+    """"What the simulated lab simplifies" says how many variants the corpus holds, in both languages."""
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    for edition, says in (("en", "Its corpus holds {} variants"), ("es", "Su corpus tiene {} variantes")):
+        text = " ".join((notebooks / edition / "simulated-lab.md").read_text().split())
+        assert says.format(len(ENTRIES)) in text, edition
+
+
 def test_a_difference_is_reported_with_both_sides() -> None:
     """The comparison fails on one differing observation and names it with the real and simulated values."""
     entry = ENTRIES[0]

@@ -787,6 +787,23 @@ def test_a_policy_line_may_separate_key_and_value_with_a_tab(edited) -> None:
     assert (result.status, trust_words(edited)) == ("sent", ["Verified"])
 
 
+def test_a_hash_policy_table_without_postmap_is_a_configuration_problem(edited) -> None:
+    """The chapter's ``hash:/etc/postfix/tls_policy``: the lab copies the table's source, never the
+    file postmap builds, so the relay cannot open it and defers every message (measured on the
+    real lab: native and containers-debian13)."""
+    edited.edit("relay/main.cf", "texthash:/etc/postfix/tls_policy", "hash:/etc/postfix/tls_policy").start()
+    result = delivery(edited, through_relay("alice@lab.test"))
+    assert (result.dsn, result.status) == ("4.7.5", "deferred")
+    assert result.reason == "client TLS configuration problem"
+    missing = "open database /etc/postfix/tls_policy.db: No such file or directory"
+    assert edited.log("relay.lab.test")[-6:-1] == [
+        f"error: {missing}",
+        f"warning: hash:/etc/postfix/tls_policy is unavailable. {missing}",
+        'warning: hash:/etc/postfix/tls_policy lookup error for "[mail.lab.test]"',
+        'warning: smtp_tls_policy_maps, next-hop destination "[mail.lab.test]": policy table lookup error',
+        "warning: TLS policy lookup for [mail.lab.test]/mail.lab.test: client TLS configuration problem"]
+
+
 def test_a_table_type_the_simulation_does_not_read_stops_the_host() -> None:
     from mailtls.sim.config import NotModelled, read_table
 

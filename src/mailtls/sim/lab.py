@@ -30,7 +30,15 @@ from mailtls.hosts import HOSTS, SHIPPED_LABS, Host
 from mailtls.provision import provision
 from mailtls.sim import network, x509
 from mailtls.sim import tls as tls_engines
-from mailtls.sim.config import CERT_SETTINGS, DovecotConfig, PostfixConfig, real_lab_command
+from mailtls.sim.config import (
+    CERT_SETTINGS,
+    MISSING_DATABASE,
+    DovecotConfig,
+    PostfixConfig,
+    read_table,
+    real_lab_command,
+    split_tables,
+)
 from mailtls.sim.imapd import ImapSession
 from mailtls.sim.openssl_errors import postfix_handshake_problem, postfix_missing_file
 from mailtls.sim.smtpd import (
@@ -868,6 +876,11 @@ def smtp_client_init(config: PostfixConfig, overrides: dict[str, str]) -> SmtpCl
         raise NotModelled(f"the simulated lab does not model smtp_tls_loglevel = {loglevel}; the real lab "
                           "does: it logs the certificates and the handshake")
     client.summary = loglevel in ("1", "routine")
+    for table in split_tables(get("smtp_tls_policy_maps")):
+        kind, _, path = table.partition(":")
+        if kind in MISSING_DATABASE["smtp_tls_policy_maps"]:  # dict_open at the smtp process's start
+            missing = f"open database {path}.db: No such file or directory"
+            client.messages += [f"error: {missing}", f"warning: {table} is unavailable. {missing}"]
     if boolean(get("tls_append_default_CA")):
         raise NotModelled("the simulated lab does not model tls_append_default_CA = yes; the real lab "
                           "does: it adds OpenSSL's default CAs")
@@ -938,17 +951,26 @@ def client_policy(config: PostfixConfig, overrides: dict[str, str], nexthop: str
         level = "may" if boolean(get("smtp_use_tls")) else "none"
     policy = ClientPolicy(level)
     protocols = None
-    if get("smtp_tls_policy_maps").strip():
-        table = config.table("smtp_tls_policy_maps", overrides)
+    if tables := split_tables(get("smtp_tls_policy_maps")):
         names = [nexthop.lower()]
         if not nexthop.startswith("["):
             domain = nexthop.lower()
             names += ["." + domain.split(".", i)[-1] for i in range(1, domain.count(".") + 1)]
+        where = f'smtp_tls_policy_maps, next-hop destination "{nexthop}"'
         for name in names:
-            entry = table.get(name)
+            entry = None
+            for table in tables:  # each key in every table, in order (maps_find)
+                if table.partition(":")[0] in MISSING_DATABASE["smtp_tls_policy_maps"]:
+                    # the table never opened (smtp_client_init): the first lookup fails
+                    policy.warnings += [f'warning: {table} lookup error for "{name}"',
+                                        f"warning: {where}: policy table lookup error"]
+                    policy.failure = CONFIGURATION_PROBLEM
+                    return policy
+                entry = read_table(table, config.host_dir, config.lab_files, config.generation).get(name)
+                if entry is not None:
+                    break
             if entry is None:
                 continue
-            where = f'smtp_tls_policy_maps, next-hop destination "{nexthop}"'
             fields = entry.split()
             level = tls_level(fields[0]) or ""
             if not level:
