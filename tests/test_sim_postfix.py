@@ -907,3 +907,13 @@ def test_a_handshake_with_a_server_that_never_answers_times_out_as_in_cpython(ed
         client_context().wrap_socket(connect(465), server_hostname="mail.lab.test")
     assert str(timeout.value) == handshake_timeout_message()
     assert str(timeout.value).endswith("The handshake operation timed out")
+
+
+def test_an_o_option_without_equals_kills_the_relay_s_smtp(edited) -> None:
+    edited.edit("relay/master.cf", "-o syslog_name=postfix/$service_name",
+                "-o syslog_name=postfix/$service_name -o smtp_tls_loglevel").start()
+    through_relay("alice@lab.test")
+    assert edited.log("relay.lab.test")[-3:] == [
+        'fatal: invalid "-o smtp_tls_loglevel" option value: missing \'=\' after attribute name',
+        "warning: process /usr/lib/postfix/sbin/smtp pid 0 exit status 1",
+        "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling"]

@@ -372,9 +372,11 @@ class SimLab:
                      maillog.Delivery(queue_id, recipient, relay, "0.01", "0/0/0/0", dsn, state,
                                       text).format())
 
+        if service is not None and service.fatal:  # its -o options are read first, before -o syslog_name
+            program = config.get("syslog_name", {"service_name": transport}) + "/smtp"
+            self.smtp_died(host, transport, program, service.fatal, status)
+            return
         client = self.smtp_client(host, config, transport, overrides, program)
-        if service is not None and service.fatal:  # its -o options are read first
-            client = SmtpClient(fatal=service.fatal)
         if client.fatal:
             self.smtp_died(host, transport, program, client.fatal, status)
             return
