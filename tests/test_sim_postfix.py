@@ -126,6 +126,14 @@ def connect(port: int, address: str = MAIL_ADDRESS):
     return network.open_connection(address, port, timeout=5)
 
 
+def answers_nothing(port: int) -> None:
+    """The service on ``port`` takes the connection but says nothing: its smtpd died as it started
+    and the master throttles it."""
+    sock = connect(port)
+    with pytest.raises(TimeoutError):
+        sock.recv(100)
+
+
 def say(sock, reader, line: str) -> smtp_reply.SmtpReply:
     sock.sendall(line.encode() + b"\r\n")
     return smtp_reply.read(reader.readline)
@@ -336,9 +344,7 @@ def test_other_levels_on_smtpd_are_fatal(edited, level: str) -> None:
     connection: the client waits for a greeting; the master throttles the service. Port 465's
     wrapper mode ignores the level, and 587 has its own. Measured (smtpd)."""
     edited.edit("mail/main.cf", MAY, f"smtpd_tls_security_level = {level}").start()
-    sock = connect(25)
-    with pytest.raises(TimeoutError):
-        sock.recv(100)
+    answers_nothing(25)
     log = edited.log()
     assert f'fatal: Invalid TLS level "{level}"' in log
     assert "warning: /usr/lib/postfix/sbin/smtpd: bad command startup -- throttling" in log
@@ -825,9 +831,7 @@ def test_a_boolean_that_is_not_yes_or_no_kills_smtpd(edited, word: str) -> None:
     """mail_conf_bool.c: msg_fatal("bad boolean configuration: ..."); the service answers nothing,
     the master throttles it; the other services run."""
     edited.edit("mail/master.cf", WRAPPER, f"  -o smtpd_tls_wrappermode={word}").start()
-    sock = connect(465)
-    with pytest.raises(TimeoutError):
-        sock.recv(100)
+    answers_nothing(465)
     log = edited.log()
     assert f"fatal: bad boolean configuration: smtpd_tls_wrappermode = {word}" in log
     assert "warning: /usr/lib/postfix/sbin/smtpd: bad command startup -- throttling" in log
@@ -852,9 +856,7 @@ def test_a_bad_boolean_of_the_client_kills_the_relay_s_smtp(edited) -> None:
 def test_an_o_option_without_equals_kills_smtpd(edited) -> None:
     """``-o name = value`` without braces gives smtpd ``-o name``: single_server.c's msg_fatal."""
     edited.edit("mail/master.cf", SUBMISSION_LEVEL, "  -o smtpd_tls_security_level = encrypt").start()
-    sock = connect(587)
-    with pytest.raises(TimeoutError):
-        sock.recv(100)
+    answers_nothing(587)
     assert ('fatal: invalid "-o smtpd_tls_security_level" option value: missing \'=\' after attribute name'
             in edited.log())
 
