@@ -659,6 +659,30 @@ def test_an_invalid_level_in_main_cf_kills_the_smtp_client(edited) -> None:
                         "warning: /usr/lib/postfix/sbin/smtp: bad command startup -- throttling"]
 
 
+def test_the_checker_needs_no_wait_for_a_relay_that_never_delivers(edited, monkeypatch) -> None:
+    """The simulated relay delivers while it takes a message, or never (its network is synchronous,
+    its queue retries nothing): the checker says at once, without sleeping, what the real lab's
+    checker says after waiting ``checker.DELIVERY_WAIT`` for the delivery."""
+    from mailtls import checker
+    from mailtls.lab import Lab, resolve_lab_names
+    from mailtls.sim.lab import SimLab
+    from mailtls.status import LabStatus
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"the checker slept {seconds} s for the simulated relay")
+
+    edited.edit("relay/main.cf", "smtp_tls_security_level = may", "smtp_tls_security_level = mayy")
+    monkeypatch.setattr(socket, "create_connection", socket.create_connection)  # put back afterwards
+    simulated = SimLab(labs=edited.labs, files=edited.files, generation=edited.generation)
+    lab = Lab(LabStatus.read(simulated.files))
+    resolve_lab_names({e.host: e.address for e in lab.services})
+    monkeypatch.setattr("mailtls.polling.time.sleep", no_sleep)
+    with pytest.raises(checker.Failed) as failure:
+        checker.through_relay(lab, "alice@lab.test")
+    assert str(failure.value) == ("the relay did not try to deliver the message for alice@lab.test "
+                                  "within 30 s")
+
+
 def test_a_ca_file_that_does_not_exist_disables_the_client_s_tls(edited) -> None:
     """tls_certkey.c ``tls_set_ca_certificate_info``: "cannot load Certification Authority data";
     without its TLS engine the client sends no STARTTLS: may delivers in clear, verify defers with
