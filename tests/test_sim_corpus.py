@@ -124,8 +124,6 @@ CORPUS_LABS = ["native", "containers-debian13"]
 @pytest.mark.parametrize("lab", CORPUS_LABS, indirect=True)
 def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: Path, record_property) -> None:
     """Each variant on the real lab and on the simulated lab of its generation (both TLS engines)."""
-    from mailtls.sim import network
-
     generation = generations.get(lab.debian)
     kind = differential.lab_kind(lab)
     report = differential.Report(kind)
@@ -158,9 +156,7 @@ def test_the_simulated_lab_handles_each_variant_as_the_real_one(lab, tmp_path: P
                 (record / f"corpus-real-{kind}.json").write_text(
                     json.dumps([run.to_json() for run in real_runs], indent=1) + "\n")
     finally:
-        network.clear()
-        corpus.restore(lab.labs, original)
-        lab.backend.reload()
+        differential.put_back(lab, original)
     table = report.table() + "".join(
         f"\nlogged by {name} as it comes (left out of each entry's log): "
         f"{sorted(set().union(*lines.values()))}"

@@ -122,15 +122,16 @@ _throttled_until = 0.0
 def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
     """``entry`` on the running real lab (the tests' ``LabUnderTest``): its labs/ copy is put back
     to ``original`` (:func:`helpers.corpus.snapshot`), the entry applied, the lab reloaded once
-    and observed; queued mail is removed afterwards. The caller reloads the original files at the
-    end (the next entry's reload replaces this one's files anyway).
+    and observed; queued mail is removed afterwards. The caller puts the original files back at
+    the end with :func:`put_back` (the next entry's reload replaces this one's files anyway).
 
     An entry whose files made a daemon die leaves its service throttled (see
-    :data:`SERVICE_THROTTLE_TIME`). The next entry that the lab accepts waits, once its own files
-    are in place, until the throttle is over: the master then starts the service with those files
-    (waiting before the reload would let it start the broken ones again, which die and throttle it
-    anew). So each entry meets the lab as the simulated lab, which starts anew for each, meets it;
-    the wait is not counted in the entry's seconds."""
+    :data:`SERVICE_THROTTLE_TIME`; told by the hosts' logs, whatever the entry observes). The next
+    entry that the lab accepts waits, once its own files are in place, until the throttle is over:
+    the master then starts the service with those files (waiting before the reload would let it
+    start the broken ones again, which die and throttle it anew). So each entry meets the lab as
+    the simulated lab, which starts anew for each, meets it; the wait is not counted in the
+    entry's seconds."""
     global _throttled_until
     from mailtls.hosts import HOSTS
     from mailtls.sim import network
@@ -138,6 +139,7 @@ def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
     network.clear()  # a simulated lab of this process must not take the real addresses
     corpus.restore(lab.labs, original)
     corpus.apply(entry, lab.labs, lab.debian)
+    logged = probes.log_sizes(lab.lab)
     began = time.monotonic()
     details: dict[str, str] = {}
     try:
@@ -145,19 +147,36 @@ def run_on_real(lab, entry: Entry, original: dict[str, str]) -> Run:
     except LabError as refusal:
         observed = started_or_refused(refusal)
     else:
-        waited = max(0.0, _throttled_until - time.monotonic())
-        time.sleep(waited)
-        began += waited
-        _throttled_until = 0.0
+        began += wait_out_throttle()
         observed = started_or_refused(None)
         found, details = probes.observe(lab.lab, entry.probes, entry.exercise)
         observed.update(found)
     for host in HOSTS:
         if host.postfix:
             lab.backend.postfix_command(host, "postsuper", "-d", "ALL")
-    if any(THROTTLED in value for name, value in observed.items() if name.startswith("log ")):
+    if any(THROTTLED in probes.log_text(lab.lab, host)[start:] for host, start in logged.items()):
         _throttled_until = time.monotonic() + SERVICE_THROTTLE_TIME
     return Run(entry, lab_kind(lab), observed, details, time.monotonic() - began)
+
+
+def wait_out_throttle() -> float:
+    """Sleep until no service an earlier entry made die is throttled any longer; the seconds slept."""
+    global _throttled_until
+    waited = max(0.0, _throttled_until - time.monotonic())
+    time.sleep(waited)
+    _throttled_until = 0.0
+    return waited
+
+
+def put_back(lab, original: dict[str, str]) -> None:
+    """The running real lab as it came, for the tests after the corpus: ``original`` files
+    reloaded, and no service throttled any longer (which a last entry may have left)."""
+    from mailtls.sim import network
+
+    network.clear()
+    corpus.restore(lab.labs, original)
+    lab.backend.reload()
+    wait_out_throttle()
 
 
 def lab_kind(lab) -> str:
