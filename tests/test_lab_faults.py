@@ -10,12 +10,12 @@ import imaplib
 import json
 import os
 import signal
-import smtplib
 import time
 import uuid
 
 import pytest
 
+from helpers.labs import restart_postfix
 from helpers.mail import deliver_on_25, subjects
 from helpers.polling import wait_until
 from mailtls.hosts import MAIL
@@ -38,25 +38,6 @@ def kill_dovecot(lab) -> None:
     else:
         lab.backend.compose("exec", "-T", MAIL.short, "python3", "-c",
                 "import os, signal; os.killpg(int(open('/run/dovecot/master.pid').read()), signal.SIGKILL)")
-
-
-def restart_postfix(lab) -> None:
-    """Stop and start Postfix on mail.lab.test (in the containers, the container is its Postfix)."""
-    if lab.backend_name == "native":
-        lab.backend.postfix_command(MAIL, "postfix", "stop")
-        lab.backend.postfix_command(MAIL, "postfix", "start")
-    else:
-        lab.backend.compose("restart", MAIL.short)
-    # Postfix must be up again before anything else is asked of it (the reload below included).
-    wait_until(lambda: smtp_answers(lab), WAIT, what="Postfix on mail.lab.test to answer again")
-
-
-def smtp_answers(lab) -> bool:
-    try:
-        with smtplib.SMTP(lab.address("mail.lab.test"), 25, timeout=5) as server:
-            return server.noop()[0] == 250
-    except OSError:
-        return False
 
 
 def queued(lab) -> list[dict]:
@@ -89,7 +70,7 @@ def test_a_crash_and_a_restart_lose_nothing(lab) -> None:
     wait_until(lambda: len([m for m in queued(lab) if m["recipients"][0]["address"] == bob.login])
                >= len(during), WAIT, what="the messages to wait in Postfix's queue")
 
-    restart_postfix(lab)
+    restart_postfix(lab, MAIL)
     lab.backend.reload()  # brings Dovecot back
     lab.backend.postfix_command(MAIL, "postqueue", "-f")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import smtplib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.paths import LABS
+from helpers.polling import wait_until
 
 # Every lab the tests run, as BACKEND or BACKEND-debianNN: the native backend (this machine's own
 # generation), and the containers with each generation of Debian's servers (mailtls.generations).
@@ -58,6 +60,27 @@ def edited(lab, changes: dict[str, list[tuple[str, str]]]) -> Iterator[None]:
         for path, text in originals.items():
             path.write_text(text)
         lab.backend.reload()
+
+
+def restart_postfix(lab, lab_host) -> None:
+    """Stop and start Postfix on ``lab_host`` (a ``mailtls.hosts.Host``) of the running lab, then
+    wait up to 60 s until its port 25 answers again (in the containers, the container is its
+    Postfix: the container restarts). ``lab`` is the tests' ``LabUnderTest``."""
+    if lab.backend_name == "native":
+        lab.backend.postfix_command(lab_host, "postfix", "stop")
+        lab.backend.postfix_command(lab_host, "postfix", "start")
+    else:
+        lab.backend.compose("restart", lab_host.short)
+
+    def answers() -> bool:
+        try:
+            with smtplib.SMTP(lab.address(lab_host.name), 25, timeout=5) as server:
+                return server.noop()[0] == 250
+        except OSError:
+            return False
+
+    # Postfix must be up again before anything else is asked of it (a reload included).
+    wait_until(answers, 60.0, what=f"Postfix on {lab_host.name} to answer again")
 
 
 def container_listing(*options: str) -> str:
