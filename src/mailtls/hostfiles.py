@@ -91,6 +91,54 @@ def dovecot_refusal(conf: Path) -> str | None:
     return checked.stderr.strip() or f"doveconf exited with status {checked.returncode}"
 
 
+# What Dovecot reads from other files as it starts: 2.3's "setting = </path" (certificates, keys),
+# 2.4's "ssl_server_cert_file = /path" and the other *_file settings, and !include'd files.
+_DOVECOT_READS = re.compile(r"<\s*(/\S+)|^\s*\w+_file\s*=\s*(/\S+)|^\s*!include(?:_try)?\s+(/\S+)",
+                            re.MULTILINE)
+
+
+def dovecot_digest(conf: Path) -> str:
+    """A fingerprint of what Dovecot reads as it starts from ``conf``: the file itself and the files
+    it names to be read then (certificates, keys, CA files, included files). Dovecot started from
+    the same fingerprint would run as it runs now."""
+    text = conf.read_text()
+    digest = hashlib.sha256(text.encode() + b"\0")
+    for match in sorted({next(g for g in m if g) for m in _DOVECOT_READS.findall(text)}):
+        path = Path(match)
+        digest.update(match.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
+    return digest.hexdigest()
+
+
+def dovecot_needs_restart(conf: Path, pid_file: Path, stamp: Path) -> bool:
+    """Whether a reload must restart Dovecot: no live process is named in ``pid_file`` (it died, or
+    never started), or :func:`dovecot_digest` of ``conf`` is not the one ``stamp`` holds (written by
+    :func:`dovecot_started` when it last started). A restart costs seconds (Dovecot waits for its
+    processes to end), so a reload that changes nothing Dovecot reads leaves it running."""
+    try:
+        if not alive(int(pid_file.read_text().split()[0])):
+            return True
+    except (OSError, ValueError, IndexError):
+        return True
+    try:
+        return stamp.read_text().strip() != dovecot_digest(conf)
+    except OSError:
+        return True
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and is no zombie (dead, not yet reaped by its
+    parent, which signals still reach: proc(5), /proc/PID/stat's state ``Z``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def dovecot_started(conf: Path, stamp: Path) -> None:
+    """Record in ``stamp`` what Dovecot read as it started from ``conf`` (:func:`dovecot_needs_restart`)."""
+    stamp.write_text(dovecot_digest(conf) + "\n")
+
+
 def source_digest(source: Path, generation: Generation) -> str:
     """A fingerprint of ``generation``'s Postfix files in the host folder ``source``, to tell whether
     they changed."""
@@ -131,6 +179,8 @@ def stop_by_pid_file(pid_file: Path, timeout: float = 10.0) -> None:
 
 CONTAINER_SOURCE = Path("/etc/mailtls-config")  # labs/hosts/HOST/, mounted read-only
 DOVECOT_PID_FILE = Path("/run/dovecot/master.pid")
+DOVECOT_CONF = Path("/etc/dovecot/dovecot.conf")
+DOVECOT_STAMP = Path("/run/dovecot/mailtls-started.sha256")  # see dovecot_needs_restart
 
 
 class Refused(Exception):
@@ -155,7 +205,7 @@ def install_in_container(source: Path = CONTAINER_SOURCE) -> None:
             raise Refused(refusal)
         copy_postfix_files(staging, Path("/etc/postfix"), generation)
     if dovecot_conf.exists():
-        shutil.copy(dovecot_conf, "/etc/dovecot/dovecot.conf")
+        shutil.copy(dovecot_conf, DOVECOT_CONF)
 
 
 def serve_in_container(source: Path = CONTAINER_SOURCE) -> None:
@@ -163,20 +213,24 @@ def serve_in_container(source: Path = CONTAINER_SOURCE) -> None:
     install_in_container(source)
     if host_file(source, "dovecot.conf", installed_generation()).exists():
         subprocess.run(["dovecot"], check=True)
+        dovecot_started(DOVECOT_CONF, DOVECOT_STAMP)
     os.execvp("postfix", ["postfix", "start-fg"])
 
 
 def reload_in_container(source: Path = CONTAINER_SOURCE) -> None:
-    """Install the files again, restart Dovecot and reload Postfix.
+    """Install the files again, restart Dovecot if what it reads changed (or it died), and reload Postfix.
 
-    Dovecot first, and restarted: a reload would keep listening on a port whose listener was
+    Dovecot is restarted, not reloaded: a reload would keep listening on a port whose listener was
     removed. Its auth service restarts with it, and Postfix's running smtpd processes must
-    reconnect to the new one (else: 454 4.7.0 Temporary authentication failure).
+    reconnect to the new one (else: 454 4.7.0 Temporary authentication failure): Postfix is
+    reloaded after it.
     """
     install_in_container(source)
-    if host_file(source, "dovecot.conf", installed_generation()).exists():
+    if (host_file(source, "dovecot.conf", installed_generation()).exists()
+            and dovecot_needs_restart(DOVECOT_CONF, DOVECOT_PID_FILE, DOVECOT_STAMP)):
         stop_by_pid_file(DOVECOT_PID_FILE)
         subprocess.run(["dovecot"], check=True)  # also brings back a Dovecot that died
+        dovecot_started(DOVECOT_CONF, DOVECOT_STAMP)
     subprocess.run(["postfix", "reload"], check=True)
 
 

@@ -40,7 +40,9 @@ from mailtls.errors import ConfigurationRefused, LabError, NeedsRoot
 from mailtls.generations import Generation, UnknownGeneration
 from mailtls.hostfiles import (
     copy_postfix_files,
+    dovecot_needs_restart,
     dovecot_refusal,
+    dovecot_started,
     installed_generation,
     postfix_refusal,
     source_digest,
@@ -244,9 +246,17 @@ class NativeBackend(Backend):
 
     def start_dovecot(self, lab_host: Host, wrapper: Path) -> None:
         run(["dovecot", "-c", str(wrapper)], netns=self.config.namespace(lab_host))
+        dovecot_started(wrapper, self.dovecot_stamp(lab_host))
 
     def stop_dovecot(self, lab_host: Host) -> None:
-        stop_by_pid_file(self.config.host_runtime(lab_host) / "dovecot" / "run" / "master.pid")
+        stop_by_pid_file(self.dovecot_pid_file(lab_host))
+
+    def dovecot_pid_file(self, lab_host: Host) -> Path:
+        return self.config.host_runtime(lab_host) / "dovecot" / "run" / "master.pid"
+
+    def dovecot_stamp(self, lab_host: Host) -> Path:
+        """What the host's Dovecot read as it started (mailtls.hostfiles.dovecot_needs_restart)."""
+        return self.config.host_runtime(lab_host) / "dovecot" / "started.sha256"
 
     # -- The wiretap -------------------------------------------------------------------------
 
@@ -322,14 +332,17 @@ class NativeBackend(Backend):
             shutil.rmtree(current)
             new.rename(current)
             configs[lab_host] = current
-        # Dovecot first, and restarted: a reload would keep listening on a port whose listener was
-        # removed (an exercise does that). Its auth service restarts with it, and Postfix's smtpd
-        # processes would keep a dead connection to the old one ("454 4.7.0 Temporary
-        # authentication failure"), so Postfix on that host is reloaded after it, changed or not.
+        # Dovecot first, and restarted when what it reads changed, or when it died: a reload would
+        # keep listening on a port whose listener was removed (an exercise does that). Its auth
+        # service restarts with it, and Postfix's smtpd processes would keep a dead connection to
+        # the old one ("454 4.7.0 Temporary authentication failure"), so Postfix on that host is
+        # reloaded after it, changed or not.
         for lab_host in HOSTS:
-            if lab_host.dovecot:
+            wrapper = host_runtime(lab_host) / "dovecot" / "dovecot.conf"
+            if lab_host.dovecot and dovecot_needs_restart(wrapper, self.dovecot_pid_file(lab_host),
+                                                          self.dovecot_stamp(lab_host)):
                 self.stop_dovecot(lab_host)
-                self.start_dovecot(lab_host, host_runtime(lab_host) / "dovecot" / "dovecot.conf")
+                self.start_dovecot(lab_host, wrapper)
                 configs.setdefault(lab_host, host_runtime(lab_host) / "postfix")
         for lab_host, config in configs.items():
             run(["postfix", "-c", str(config), "reload"], netns=self.config.namespace(lab_host))
