@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from course import LANGUAGES, BuiltSite, build_site
 from helpers.cli import mailtls
 from helpers.labs import LAB_KINDS, container_listing, lab_kind, scratch_labs
 from helpers.requirements import require_backend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped with SIGTERM (a CI's time limit, ``kill``) ends as Ctrl-C does: the fixtures'
+    teardowns run, so a lab that a test brought up goes down with it."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
