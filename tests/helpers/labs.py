@@ -1,4 +1,5 @@
-"""The lab's files as the tests handle them: a scratch copy of labs/, edits to it, the engine's listing."""
+"""The lab as the tests handle it: a scratch copy of labs/, edits to it, a host's Postfix restarted,
+the engine's listing."""
 
 from __future__ import annotations
 
