@@ -34,8 +34,7 @@ def kill_dovecot(lab) -> None:
     session's imap process serving its client).
     """
     if lab.backend_name == "native":
-        pid_file = lab.backend.config.host_runtime(MAIL) / "dovecot" / "run" / "master.pid"
-        pid = int(pid_file.read_text().split()[0])
+        pid = int(lab.backend.dovecot_pid_file(MAIL).read_text().split()[0])
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     else:
         lab.backend.compose("exec", "-T", MAIL.short, "python3", "-c",

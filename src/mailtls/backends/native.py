@@ -318,9 +318,7 @@ class NativeBackend(Backend):
         try:
             with concurrent.futures.ThreadPoolExecutor() as pool:
                 prepared = list(pool.map(prepare, postfix_hosts))
-            for lab_host in HOSTS:
-                if lab_host.dovecot:
-                    self.install_dovecot_config(lab_host)
+            wrappers = {h: self.install_dovecot_config(h) for h in HOSTS if h.dovecot}
         except LabError:
             for lab_host in postfix_hosts:
                 shutil.rmtree(host_runtime(lab_host) / "postfix.new", ignore_errors=True)
@@ -337,10 +335,8 @@ class NativeBackend(Backend):
         # service restarts with it, and Postfix's smtpd processes would keep a dead connection to
         # the old one ("454 4.7.0 Temporary authentication failure"), so Postfix on that host is
         # reloaded after it, changed or not.
-        for lab_host in HOSTS:
-            wrapper = host_runtime(lab_host) / "dovecot" / "dovecot.conf"
-            if lab_host.dovecot and dovecot_needs_restart(wrapper, self.dovecot_pid_file(lab_host),
-                                                          self.dovecot_stamp(lab_host)):
+        for lab_host, wrapper in wrappers.items():
+            if dovecot_needs_restart(wrapper, self.dovecot_pid_file(lab_host), self.dovecot_stamp(lab_host)):
                 self.stop_dovecot(lab_host)
                 self.start_dovecot(lab_host, wrapper)
                 configs.setdefault(lab_host, host_runtime(lab_host) / "postfix")
